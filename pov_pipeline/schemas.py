@@ -93,3 +93,12 @@ RESPONSES = pa.schema(
         ("rt_ms", pa.float32()),
     ]
 )
+
+#: Tables whose schema is fixed here; the IO manager casts them on write. Tables of later
+#: stages register their schemas next to the code that builds them.
+TABLE_SCHEMAS: dict[str, pa.Schema] = {
+    "stimuli": STIMULI,
+    "aois": AOIS,
+    "raw_gaze": RAW_GAZE,
+    "responses": RESPONSES,
+}

@@ -1,0 +1,545 @@
+"""Areas of interest: hit-testing fixations against object outlines and caption word boxes.
+
+AOIs come as a table with the columns of :data:`pov_pipeline.schemas.AOIS`, one row per AOI, in
+screen pixels. Three shapes are supported:
+
+``rect``
+    The bounding box ``x0_px, y0_px, x1_px, y1_px`` (word boxes, box-annotated objects).
+``polygon``
+    ``points_px = [x0, y0, x1, y1, ...]``, closed implicitly, convex or concave (even-odd rule).
+``ellipse``
+    ``points_px = [cx, cy, rx, ry]``, axis-aligned.
+
+Conventions (fixed here so every table agrees):
+
+* **Borders are inclusive.** A point exactly on an AOI's boundary is inside it (distance 0).
+* **Distance** is the Euclidean distance in px from the point to the AOI's boundary for points
+  outside, and 0 for points inside. The ellipse distance is exact (Eberly's bisection), not the
+  algebraic approximation.
+* **Tolerance.** A point is a *candidate* for an AOI when its distance is ``<= tolerance_px``.
+  This absorbs calibration offsets of a fraction of a degree (Holmqvist et al. 2011, ch. 6).
+* **Overlaps.** Among the candidates the one with the smallest distance wins, so a point inside
+  an AOI always beats a near miss of another. Ties (typically a point inside several nested or
+  overlapping AOIs) go, with ``overlap_rule="smallest"`` (default), to the AOI with the smallest
+  area - the most specific one, e.g. a cup standing on a table - then to the one whose centroid is
+  nearest, then to the first row. ``overlap_rule="nearest_centroid"`` swaps the first two keys.
+* **Screen.** A fixation is on screen when ``0 <= x_px < width`` and ``0 <= y_px < height``;
+  off-screen fixations (and fixations without a position) are labelled ``off_screen`` whatever
+  AOIs lie near the screen edge.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from pov_pipeline.schemas import AOI_BACKGROUND, AOI_OFF_SCREEN
+
+__all__ = [
+    "PreparedAois",
+    "aoi_distances",
+    "deg_per_px_at_centre",
+    "dwell_metrics",
+    "hit_test",
+    "map_fixations_to_aois",
+    "prepare_aois",
+]
+
+OverlapRule = Literal["smallest", "nearest_centroid"]
+
+#: Points closer than this to a polygon edge count as on the border, absorbing float round-off
+#: of the ray-casting test (whose result on the edge itself is arbitrary).
+_BORDER_EPS_PX = 1e-6
+
+#: Upper bound on the size of the (points x edges) work arrays, to keep memory flat for 1M points.
+_CHUNK_ELEMENTS = 4_000_000
+
+_ELLIPSE_BISECTION_STEPS = 64
+
+
+@dataclass(frozen=True)
+class PreparedAois:
+    """AOIs of one stimulus, parsed once into arrays for repeated hit-testing.
+
+    Attributes
+    ----------
+    shapes : tuple[str, ...]
+        ``rect``, ``polygon`` or ``ellipse`` per AOI.
+    params : tuple[np.ndarray, ...]
+        Per AOI: ``[x0, y0, x1, y1]`` (rect), ``(K, 2)`` vertices (polygon) or ``[cx, cy, rx, ry]``
+        (ellipse), float64 px.
+    area_px2 : np.ndarray
+        Area per AOI in px², used for the overlap rule.
+    centroid_px : np.ndarray
+        ``(M, 2)`` centroid per AOI in px.
+    """
+
+    shapes: tuple[str, ...]
+    params: tuple[np.ndarray, ...]
+    area_px2: np.ndarray
+    centroid_px: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.shapes)
+
+
+def deg_per_px_at_centre(
+    screen_px: Sequence[int],
+    screen_mm: Sequence[float],
+    viewing_distance_mm: float,
+) -> float:
+    """Visual angle of one pixel at the screen centre, averaged over both axes.
+
+    Parameters
+    ----------
+    screen_px : Sequence[int]
+        Screen width and height in px.
+    screen_mm : Sequence[float]
+        Screen width and height in mm.
+    viewing_distance_mm : float
+        Eye-to-screen distance in mm.
+
+    Returns
+    -------
+    float
+        Degrees per pixel: ``atan(mm_per_px / distance)`` for a one-pixel step at the centre.
+    """
+    mm_per_px = np.asarray(screen_mm, dtype=np.float64) / np.asarray(screen_px, dtype=np.float64)
+    # A 1-px step centred on the screen centre: +-0.5 px around the optical axis.
+    per_axis = 2.0 * np.degrees(np.arctan(0.5 * mm_per_px / float(viewing_distance_mm)))
+    return float(per_axis.mean())
+
+
+def _polygon_area_centroid(vertices: np.ndarray) -> tuple[float, np.ndarray]:
+    x, y = vertices[:, 0], vertices[:, 1]
+    xn, yn = np.roll(x, -1), np.roll(y, -1)
+    cross = x * yn - xn * y
+    signed_area = 0.5 * cross.sum()
+    if abs(signed_area) < 1e-12:
+        return 0.0, vertices.mean(axis=0)
+    cx = ((x + xn) * cross).sum() / (6.0 * signed_area)
+    cy = ((y + yn) * cross).sum() / (6.0 * signed_area)
+    return abs(float(signed_area)), np.array([cx, cy])
+
+
+def _points_of(value: object) -> np.ndarray:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return np.empty(0, dtype=np.float64)
+    return np.asarray(value, dtype=np.float64).ravel()
+
+
+def prepare_aois(aois: pd.DataFrame) -> PreparedAois:
+    """Parse an AOI table (columns of ``schemas.AOIS``) into arrays, in row order.
+
+    Parameters
+    ----------
+    aois : pd.DataFrame
+        Needs ``shape``, ``x0_px``, ``y0_px``, ``x1_px``, ``y1_px`` and ``points_px``.
+
+    Returns
+    -------
+    PreparedAois
+        Shapes, parameters, areas and centroids.
+
+    Raises
+    ------
+    ValueError
+        On an unknown shape, a polygon with fewer than 3 vertices or an odd number of
+        coordinates, or an ellipse without exactly ``cx, cy, rx, ry``.
+    """
+    shapes: list[str] = []
+    params: list[np.ndarray] = []
+    areas = np.zeros(len(aois), dtype=np.float64)
+    centroids = np.zeros((len(aois), 2), dtype=np.float64)
+    bbox = aois[["x0_px", "y0_px", "x1_px", "y1_px"]].to_numpy(dtype=np.float64)
+    points_col = aois["points_px"].tolist() if "points_px" in aois else [None] * len(aois)
+    ids = aois["aoi_id"].tolist() if "aoi_id" in aois else list(range(len(aois)))
+    for i, (shape, points) in enumerate(zip(aois["shape"].tolist(), points_col, strict=True)):
+        shape = str(shape)
+        pts = _points_of(points)
+        if shape == "rect":
+            x0, y0, x1, y1 = bbox[i]
+            p = np.array([min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)])
+            areas[i] = (p[2] - p[0]) * (p[3] - p[1])
+            centroids[i] = [(p[0] + p[2]) / 2.0, (p[1] + p[3]) / 2.0]
+        elif shape == "polygon":
+            if pts.size % 2 or pts.size < 6:
+                raise ValueError(
+                    f"AOI {ids[i]!r}: polygon needs x0,y0,x1,y1,... with at least 3 vertices, "
+                    f"found {pts.size} numbers"
+                )
+            p = pts.reshape(-1, 2)
+            areas[i], centroids[i] = _polygon_area_centroid(p)
+        elif shape == "ellipse":
+            if pts.size != 4:
+                raise ValueError(f"AOI {ids[i]!r}: ellipse needs cx,cy,rx,ry, found {pts.size} numbers")
+            p = np.array([pts[0], pts[1], abs(pts[2]), abs(pts[3])])
+            areas[i] = math.pi * p[2] * p[3]
+            centroids[i] = p[:2]
+        else:
+            raise ValueError(f"AOI {ids[i]!r}: expected shape rect, polygon or ellipse, found {shape!r}")
+        shapes.append(shape)
+        params.append(p)
+    return PreparedAois(tuple(shapes), tuple(params), areas, centroids)
+
+
+def _rect_distance(x: np.ndarray, y: np.ndarray, rect: np.ndarray) -> np.ndarray:
+    dx = np.maximum(np.maximum(rect[0] - x, x - rect[2]), 0.0)
+    dy = np.maximum(np.maximum(rect[1] - y, y - rect[3]), 0.0)
+    return np.hypot(dx, dy)
+
+
+def _polygon_distance(x: np.ndarray, y: np.ndarray, vertices: np.ndarray) -> np.ndarray:
+    ax, ay = vertices[:, 0], vertices[:, 1]
+    bx, by = np.roll(ax, -1), np.roll(ay, -1)
+    ex, ey = bx - ax, by - ay
+    len2 = ex * ex + ey * ey
+    safe_len2 = np.where(len2 > 0, len2, 1.0)
+    dy_edge = by - ay
+    safe_dy = np.where(dy_edge != 0, dy_edge, 1.0)
+    out = np.empty(x.shape[0], dtype=np.float64)
+    step = max(1, _CHUNK_ELEMENTS // max(1, len(ax)))
+    for start in range(0, x.shape[0], step):
+        px = x[start : start + step, None]
+        py = y[start : start + step, None]
+        # Nearest point on each edge segment, then the closest edge overall.
+        t = np.clip(((px - ax) * ex + (py - ay) * ey) / safe_len2, 0.0, 1.0)
+        edge_d2 = (px - (ax + t * ex)) ** 2 + (py - (ay + t * ey)) ** 2
+        dist = np.sqrt(edge_d2.min(axis=1))
+        # Even-odd ray casting towards +x; handles concave outlines.
+        straddles = (ay > py) != (by > py)
+        x_cross = ax + (py - ay) * ex / safe_dy
+        inside = (straddles & (px < x_cross)).sum(axis=1) % 2 == 1
+        out[start : start + step] = np.where(inside | (dist <= _BORDER_EPS_PX), 0.0, dist)
+    return out
+
+
+def _ellipse_distance(x: np.ndarray, y: np.ndarray, ellipse: np.ndarray) -> np.ndarray:
+    cx, cy, rx, ry = ellipse
+    if rx == 0.0 or ry == 0.0:
+        # Degenerate ellipse: a segment (or a point), which is a zero-height rectangle.
+        return _rect_distance(x, y, np.array([cx - rx, cy - ry, cx + rx, cy + ry]))
+    # Fold into the first quadrant with the major axis along u (Eberly 2013, "Distance from a
+    # point to an ellipse"); the problem is symmetric in both axes.
+    u, v = np.abs(x - cx), np.abs(y - cy)
+    e0, e1 = (rx, ry) if rx >= ry else (ry, rx)
+    if rx < ry:
+        u, v = v, u
+    z0, z1 = u / e0, v / e1
+    g = z0 * z0 + z1 * z1 - 1.0
+    out = np.zeros(x.shape[0], dtype=np.float64)
+    outside = g > 0.0
+    if not outside.any():
+        return out
+    u, v, z0, z1 = u[outside], v[outside], z0[outside], z1[outside]
+    r0 = (e0 / e1) ** 2
+    n0 = r0 * z0
+    # The root s of (n0/(s+r0))^2 + (z1/(s+1))^2 = 1 is positive for outside points and below
+    # |(n0, z1)| - 1; the function is monotone there, so bisection converges unconditionally.
+    lo = np.zeros_like(u)
+    hi = np.hypot(n0, z1) - 1.0
+    for _ in range(_ELLIPSE_BISECTION_STEPS):
+        s = 0.5 * (lo + hi)
+        gs = (n0 / (s + r0)) ** 2 + (z1 / (s + 1.0)) ** 2 - 1.0
+        above = gs > 0.0
+        lo = np.where(above, s, lo)
+        hi = np.where(above, hi, s)
+    s = 0.5 * (lo + hi)
+    qx = r0 * u / (s + r0)
+    qy = v / (s + 1.0)
+    out[outside] = np.hypot(qx - u, qy - v)
+    return out
+
+
+def aoi_distances(x_px: np.ndarray, y_px: np.ndarray, aois: pd.DataFrame | PreparedAois) -> np.ndarray:
+    """Distance from every point to every AOI (0 inside or on the border).
+
+    Parameters
+    ----------
+    x_px, y_px : np.ndarray
+        Point coordinates in screen px, shape ``(N,)``. NaN coordinates give NaN distances.
+    aois : pd.DataFrame | PreparedAois
+        AOI table (``schemas.AOIS`` columns) or its prepared form.
+
+    Returns
+    -------
+    np.ndarray
+        ``(N, M)`` float64 distances in px, columns in AOI row order.
+    """
+    prepared = aois if isinstance(aois, PreparedAois) else prepare_aois(aois)
+    x = np.asarray(x_px, dtype=np.float64).ravel()
+    y = np.asarray(y_px, dtype=np.float64).ravel()
+    if x.shape != y.shape:
+        raise ValueError(f"x_px and y_px differ in length: {x.shape[0]} != {y.shape[0]}")
+    dist = np.empty((x.shape[0], len(prepared)), dtype=np.float64)
+    finite = np.isfinite(x) & np.isfinite(y)
+    xf, yf = x[finite], y[finite]
+    for j, (shape, p) in enumerate(zip(prepared.shapes, prepared.params, strict=True)):
+        col = np.full(x.shape[0], np.nan)
+        if shape == "rect":
+            col[finite] = _rect_distance(xf, yf, p)
+        elif shape == "polygon":
+            col[finite] = _polygon_distance(xf, yf, p)
+        else:
+            col[finite] = _ellipse_distance(xf, yf, p)
+        dist[:, j] = col
+    return dist
+
+
+def hit_test(
+    x_px: np.ndarray,
+    y_px: np.ndarray,
+    aois_df: pd.DataFrame | PreparedAois,
+    *,
+    tolerance_px: float = 0.0,
+    overlap_rule: OverlapRule = "smallest",
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Assign each point to at most one AOI.
+
+    Parameters
+    ----------
+    x_px, y_px : np.ndarray
+        Point coordinates in screen px, shape ``(N,)``.
+    aois_df : pd.DataFrame | PreparedAois
+        AOIs of one stimulus (``schemas.AOIS`` columns) or their prepared form.
+    tolerance_px : float
+        Margin around each AOI in px within which a point still counts (default 0: borders only).
+    overlap_rule : {"smallest", "nearest_centroid"}
+        How to break ties between AOIs at the same (usually zero) distance; see the module
+        docstring.
+
+    Returns
+    -------
+    aoi_index : np.ndarray
+        int64 ``(N,)`` row position of the chosen AOI, ``-1`` when no AOI is within tolerance
+        (or the point is NaN).
+    distance_px : np.ndarray
+        float64 ``(N,)`` distance to the chosen AOI; for points without an AOI, the distance to
+        the nearest AOI (``inf`` when the stimulus has none, NaN for NaN points).
+    n_candidates : np.ndarray
+        int32 ``(N,)`` number of AOIs within tolerance (``> 1`` flags ambiguous fixations).
+    """
+    if tolerance_px < 0:
+        raise ValueError(f"tolerance_px must be >= 0, found {tolerance_px}")
+    if overlap_rule not in ("smallest", "nearest_centroid"):
+        raise ValueError(f"overlap_rule must be 'smallest' or 'nearest_centroid', found {overlap_rule!r}")
+    prepared = aois_df if isinstance(aois_df, PreparedAois) else prepare_aois(aois_df)
+    x = np.asarray(x_px, dtype=np.float64).ravel()
+    y = np.asarray(y_px, dtype=np.float64).ravel()
+    n = x.shape[0]
+    if len(prepared) == 0:
+        nan_pt = ~(np.isfinite(x) & np.isfinite(y))
+        return (
+            np.full(n, -1, dtype=np.int64),
+            np.where(nan_pt, np.nan, np.inf),
+            np.zeros(n, dtype=np.int32),
+        )
+    dist = aoi_distances(x, y, prepared)
+    candidate = dist <= tolerance_px  # NaN compares False
+    n_candidates = candidate.sum(axis=1).astype(np.int32)
+
+    centroid_d = np.hypot(x[:, None] - prepared.centroid_px[:, 0], y[:, None] - prepared.centroid_px[:, 1])
+    area = np.broadcast_to(prepared.area_px2, dist.shape)
+    first, second = (area, centroid_d) if overlap_rule == "smallest" else (centroid_d, area)
+    # Lexicographic arg-min over (distance, first key, second key, column) in one pass: lexsort
+    # per row is costly, so rank candidates by successive masking of the minima instead.
+    masked = np.where(candidate, dist, np.inf)
+    keep = candidate & (masked == masked.min(axis=1, keepdims=True))
+    for key in (first, second):
+        k = np.where(keep, key, np.inf)
+        keep &= k == k.min(axis=1, keepdims=True)
+    has = n_candidates > 0
+    aoi_index = np.where(has, np.argmax(keep, axis=1), -1).astype(np.int64)
+
+    nearest = np.where(np.isnan(dist), np.inf, dist).min(axis=1)
+    nearest = np.where(np.isfinite(x) & np.isfinite(y), nearest, np.nan)
+    distance_px = np.where(has, dist[np.arange(n), np.maximum(aoi_index, 0)], nearest)
+    return aoi_index, distance_px, n_candidates
+
+
+def map_fixations_to_aois(
+    fixations: pd.DataFrame,
+    aois: pd.DataFrame,
+    *,
+    screen_px: Sequence[int],
+    tolerance_deg: float = 0.5,
+    deg_per_px: float,
+    overlap_rule: OverlapRule = "smallest",
+) -> pd.DataFrame:
+    """Label each fixation with the AOI it lands on (the ``aoi_hits`` table).
+
+    Parameters
+    ----------
+    fixations : pd.DataFrame
+        One row per fixation with at least ``participant, trial, stimulus_id, event_index,
+        onset_in_trial_ms, duration_ms, x_px, y_px``; further columns are kept.
+    aois : pd.DataFrame
+        AOIs of all stimuli (``schemas.AOIS`` columns). Each fixation is only tested against its
+        own stimulus's AOIs.
+    screen_px : Sequence[int]
+        Screen width and height in px; fixations outside become ``off_screen``.
+    tolerance_deg : float
+        Margin around each AOI in degrees of visual angle (default 0.5°, about the accuracy of a
+        well-calibrated video tracker).
+    deg_per_px : float
+        Visual angle of one pixel (see :func:`deg_per_px_at_centre`), converting the tolerance
+        and the distances.
+    overlap_rule : {"smallest", "nearest_centroid"}
+        Tie-break between overlapping AOIs; see the module docstring.
+
+    Returns
+    -------
+    pd.DataFrame
+        The fixation columns plus ``aoi_id`` (``obj:<label>``, ``word:<i>``, ``background`` or
+        ``off_screen``), ``aoi_kind`` (``object``, ``word``, ``background``, ``off_screen``),
+        ``distance_deg`` (float64: 0 inside, the margin for tolerance hits, the distance to the
+        nearest AOI for background, NaN for off-screen) and ``n_candidates`` (int32). Rows are
+        sorted by ``participant, trial, event_index``.
+    """
+    if deg_per_px <= 0:
+        raise ValueError(f"deg_per_px must be > 0, found {deg_per_px}")
+    width, height = float(screen_px[0]), float(screen_px[1])
+    tolerance_px = float(tolerance_deg) / float(deg_per_px)
+    out = fixations.sort_values(["participant", "trial", "event_index"], kind="stable").reset_index(
+        drop=True
+    )
+    n = len(out)
+    x = out["x_px"].to_numpy(dtype=np.float64, na_value=np.nan)
+    y = out["y_px"].to_numpy(dtype=np.float64, na_value=np.nan)
+    on_screen = (x >= 0) & (x < width) & (y >= 0) & (y < height)  # False for NaN
+
+    aoi_id = np.full(n, AOI_BACKGROUND, dtype=object)
+    aoi_kind = np.full(n, AOI_BACKGROUND, dtype=object)
+    distance_px = np.full(n, np.inf)
+    n_candidates = np.zeros(n, dtype=np.int32)
+
+    aoi_groups = {str(k): g for k, g in aois.groupby("stimulus_id", sort=False)} if len(aois) else {}
+    fix_groups = out.loc[on_screen].groupby("stimulus_id", sort=False).indices if n else {}
+    on_idx = np.flatnonzero(on_screen)
+    for stimulus_id, local in fix_groups.items():
+        rows = on_idx[local]
+        group = aoi_groups.get(str(stimulus_id))
+        if group is None or len(group) == 0:
+            continue
+        idx, dist, ncand = hit_test(
+            x[rows], y[rows], group, tolerance_px=tolerance_px, overlap_rule=overlap_rule
+        )
+        ids = group["aoi_id"].to_numpy(dtype=object)
+        kinds = group["aoi_kind"].to_numpy(dtype=object)
+        hit = idx >= 0
+        aoi_id[rows[hit]] = ids[idx[hit]]
+        aoi_kind[rows[hit]] = kinds[idx[hit]]
+        distance_px[rows] = dist
+        n_candidates[rows] = ncand
+
+    aoi_id[~on_screen] = AOI_OFF_SCREEN
+    aoi_kind[~on_screen] = AOI_OFF_SCREEN
+    distance_px[~on_screen] = np.nan
+    out["aoi_id"] = aoi_id
+    out["aoi_kind"] = aoi_kind
+    out["distance_deg"] = distance_px * float(deg_per_px)
+    out["n_candidates"] = n_candidates
+    return out
+
+
+_GROUP_KEYS = ["participant", "trial", "stimulus_id"]
+
+
+def dwell_metrics(aoi_hits: pd.DataFrame, *, aois: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per-AOI dwell measures of each trial (Holmqvist et al. 2011, ch. 7).
+
+    A *visit* (a.k.a. dwell or gaze) is a run of consecutive fixations on the same AOI.
+
+    Parameters
+    ----------
+    aoi_hits : pd.DataFrame
+        Output of :func:`map_fixations_to_aois` (needs ``participant, trial, stimulus_id,
+        event_index, onset_in_trial_ms, duration_ms, aoi_id``; ``aoi_kind`` if present).
+    aois : pd.DataFrame | None
+        When given, AOIs of each trial's stimulus that were never fixated are added with
+        zero dwell, zero counts and NaN times, so every trial has a row per AOI.
+
+    Returns
+    -------
+    pd.DataFrame
+        One row per ``(participant, trial, stimulus_id, aoi_id)`` with ``aoi_kind``,
+        ``time_to_first_fixation_ms`` (``onset_in_trial_ms`` of the first fixation on the AOI),
+        ``first_fixation_duration_ms``, ``dwell_time_ms`` (sum of fixation durations),
+        ``dwell_share`` (dwell over the trial's total fixation duration), ``fixation_count``,
+        ``visit_count`` and ``revisit_count`` (``visit_count - 1``, floored at 0), sorted by the
+        keys.
+    """
+    hits = aoi_hits.sort_values(["participant", "trial", "event_index"], kind="stable").reset_index(
+        drop=True
+    )
+    if "aoi_kind" not in hits:
+        hits = hits.assign(aoi_kind=_kind_from_id(hits["aoi_id"]))
+    same_trial = (hits["participant"].eq(hits["participant"].shift())) & hits["trial"].eq(
+        hits["trial"].shift()
+    )
+    new_visit = ~(same_trial & hits["aoi_id"].eq(hits["aoi_id"].shift()))
+    hits = hits.assign(_new_visit=new_visit.astype(np.int32))
+    keys = [*_GROUP_KEYS, "aoi_id"]
+    grouped = hits.groupby(keys, sort=True, dropna=False)
+    out = grouped.agg(
+        aoi_kind=("aoi_kind", "first"),
+        time_to_first_fixation_ms=("onset_in_trial_ms", "first"),
+        first_fixation_duration_ms=("duration_ms", "first"),
+        dwell_time_ms=("duration_ms", "sum"),
+        fixation_count=("duration_ms", "size"),
+        visit_count=("_new_visit", "sum"),
+    ).reset_index()
+    total = hits.groupby(_GROUP_KEYS, sort=False, dropna=False)["duration_ms"].sum().rename("_total")
+    if aois is not None and len(aois):
+        trials = hits[_GROUP_KEYS].drop_duplicates()
+        every = trials.merge(aois[["stimulus_id", "aoi_id", "aoi_kind"]], on="stimulus_id", how="inner")
+        missing = every.merge(out[keys], on=keys, how="left", indicator=True)
+        missing = missing.loc[missing["_merge"] == "left_only", [*keys, "aoi_kind"]]
+        if len(missing):
+            missing = missing.assign(
+                time_to_first_fixation_ms=np.nan,
+                first_fixation_duration_ms=np.nan,
+                dwell_time_ms=0.0,
+                fixation_count=0,
+                visit_count=0,
+            )
+            out = pd.concat([out, missing], ignore_index=True)
+    out = out.merge(total, left_on=_GROUP_KEYS, right_index=True, how="left")
+    out["dwell_time_ms"] = out["dwell_time_ms"].astype(np.float64)
+    out["dwell_share"] = np.where(out["_total"] > 0, out["dwell_time_ms"] / out["_total"], np.nan)
+    out["time_to_first_fixation_ms"] = out["time_to_first_fixation_ms"].astype(np.float64)
+    out["first_fixation_duration_ms"] = out["first_fixation_duration_ms"].astype(np.float64)
+    out["fixation_count"] = out["fixation_count"].astype(np.int32)
+    out["visit_count"] = out["visit_count"].astype(np.int32)
+    out["revisit_count"] = np.maximum(out["visit_count"] - 1, 0).astype(np.int32)
+    out = out.drop(columns="_total").sort_values(keys, kind="stable").reset_index(drop=True)
+    return out[
+        [
+            *keys,
+            "aoi_kind",
+            "time_to_first_fixation_ms",
+            "first_fixation_duration_ms",
+            "dwell_time_ms",
+            "dwell_share",
+            "fixation_count",
+            "visit_count",
+            "revisit_count",
+        ]
+    ]
+
+
+def _kind_from_id(aoi_id: pd.Series) -> pd.Series:
+    s = aoi_id.astype(str)
+    return pd.Series(
+        np.select(
+            [s.str.startswith("obj:"), s.str.startswith("word:"), s.eq(AOI_OFF_SCREEN)],
+            ["object", "word", AOI_OFF_SCREEN],
+            default=AOI_BACKGROUND,
+        ),
+        index=aoi_id.index,
+    )

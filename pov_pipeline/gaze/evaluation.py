@@ -1,0 +1,233 @@
+"""Agreement between event detectors and human coders, and the Lund hand-coded recordings.
+
+The Lund data set (Andersson et al. 2017, ``richardandersson/EyeMovementDetectorEvaluation``)
+holds free-viewing recordings labelled sample by sample by two experts (RA and MN). Agreement is
+the sample-level Cohen's kappa of "fixation" vs "everything else", the figure the paper and the
+pov_pipeline benchmark report.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from pov_pipeline.gaze.geometry import ScreenGeometry
+from pov_pipeline.gaze.preprocess import estimate_sampling_rate_hz, nan_runs
+
+#: Lund label codes (column 6 of ``ETdata.pos``).
+LUND_LABELS: dict[int, str] = {
+    1: "fixation",
+    2: "saccade",
+    3: "pso",
+    4: "smooth_pursuit",
+    5: "blink",
+    6: "undefined",
+}
+LUND_FIXATION = 1
+
+_NAME = re.compile(r"^(?P<rec>.+)_labelled_(?P<coder>[A-Z]+)$")
+
+
+@dataclass(frozen=True)
+class LundRecording:
+    """One Lund recording with both coders' labels aligned on the time stamp.
+
+    Parameters
+    ----------
+    name : str
+        Recording name, e.g. ``UH21_img_Rome``.
+    t_us : numpy.ndarray
+        Time stamps in microseconds (int64).
+    x_px, y_px : numpy.ndarray
+        Gaze position in screen pixels; NaN where the tracker lost the eye (stored as 0, 0).
+    pupil_h, pupil_v : numpy.ndarray
+        Pupil diameter (camera units).
+    labels : dict of str to numpy.ndarray
+        Lund label codes per coder (``RA``, ``MN``).
+    geometry : ScreenGeometry
+        Screen set-up read from the file.
+    declared_rate_hz : float
+        ``sampFreq`` as stored (not trusted).
+    """
+
+    name: str
+    t_us: npt.NDArray[np.int64]
+    x_px: npt.NDArray[np.float64]
+    y_px: npt.NDArray[np.float64]
+    pupil_h: npt.NDArray[np.float64]
+    pupil_v: npt.NDArray[np.float64]
+    labels: dict[str, npt.NDArray[np.int8]]
+    geometry: ScreenGeometry
+    declared_rate_hz: float
+
+    @property
+    def sampling_rate_hz(self) -> float:
+        """Rate measured from the time stamps."""
+        return estimate_sampling_rate_hz(self.t_us)
+
+
+def _read_lund_mat(path: Path) -> tuple[pd.DataFrame, ScreenGeometry, float]:
+    from scipy.io import loadmat
+
+    mat = loadmat(str(path), squeeze_me=True, struct_as_record=False)
+    et = mat["ETdata"]
+    pos = np.asarray(et.pos, dtype=np.float64)
+    frame = pd.DataFrame(pos[:, :6], columns=["t_us", "pupil_h", "pupil_v", "x_px", "y_px", "label"])
+    # Padding rows at the end carry a zero time stamp.
+    frame = frame[frame["t_us"] > 0]
+    res = np.atleast_1d(et.screenRes).astype(float)
+    dim = np.atleast_1d(et.screenDim).astype(float)
+    geometry = ScreenGeometry(
+        screen_width_px=int(res[0]),
+        screen_height_px=int(res[1]),
+        screen_width_mm=float(dim[0]) * 1000.0,
+        screen_height_mm=float(dim[1]) * 1000.0,
+        viewing_distance_mm=float(et.viewDist) * 1000.0,
+    )
+    return frame, geometry, float(et.sampFreq)
+
+
+def load_lund_recordings(folder: str | Path, coders: Iterable[str] = ("RA", "MN")) -> list[LundRecording]:
+    """Load every recording of a Lund ``mat/<stimtype>`` folder, coders joined on the time stamp.
+
+    Parameters
+    ----------
+    folder : str or pathlib.Path
+        Folder holding ``<recording>_labelled_<CODER>.mat`` files.
+    coders : iterable of str
+        Coders that must all be present for a recording to be loaded.
+
+    Returns
+    -------
+    list of LundRecording
+        Sorted by name.
+    """
+    coders = tuple(coders)
+    groups: dict[str, dict[str, Path]] = {}
+    for path in sorted(Path(folder).glob("*.mat")):
+        match = _NAME.match(path.stem)
+        if match:
+            groups.setdefault(match["rec"], {})[match["coder"]] = path
+    recordings = []
+    for name, files in sorted(groups.items()):
+        if not all(c in files for c in coders):
+            continue
+        merged: pd.DataFrame | None = None
+        geometry, rate = None, float("nan")
+        for coder in coders:
+            frame, geometry, rate = _read_lund_mat(files[coder])
+            frame = frame.drop_duplicates("t_us").rename(columns={"label": f"label_{coder}"})
+            if merged is None:
+                merged = frame
+            else:
+                merged = merged.merge(frame[["t_us", f"label_{coder}"]], on="t_us", how="inner")
+        assert merged is not None and geometry is not None
+        merged = merged.sort_values("t_us")
+        x = merged["x_px"].to_numpy(np.float64).copy()
+        y = merged["y_px"].to_numpy(np.float64).copy()
+        lost = ((x == 0) & (y == 0)) | ~np.isfinite(x) | ~np.isfinite(y)
+        x[lost] = np.nan
+        y[lost] = np.nan
+        recordings.append(
+            LundRecording(
+                name=name,
+                t_us=merged["t_us"].to_numpy(np.int64),
+                x_px=x,
+                y_px=y,
+                pupil_h=merged["pupil_h"].to_numpy(np.float64),
+                pupil_v=merged["pupil_v"].to_numpy(np.float64),
+                labels={c: merged[f"label_{c}"].to_numpy(np.int8) for c in coders},
+                geometry=geometry,
+                declared_rate_hz=rate,
+            )
+        )
+    return recordings
+
+
+def cohen_kappa(a: npt.ArrayLike, b: npt.ArrayLike) -> float:
+    """Cohen's kappa between two boolean (or categorical) label sequences of equal length.
+
+    Returns NaN when the expected agreement is 1 (both raters constant and equal).
+    """
+    a = np.asarray(a)
+    b = np.asarray(b)
+    if a.shape != b.shape:
+        raise ValueError(f"label sequences differ in length: {a.shape} vs {b.shape}")
+    if a.size == 0:
+        return float("nan")
+    cats, inv = np.unique(np.concatenate([a, b]), return_inverse=True)
+    ia, ib = inv[: a.size], inv[a.size :]
+    k = cats.size
+    table = np.bincount(ia * k + ib, minlength=k * k).reshape(k, k) / a.size
+    po = np.trace(table)
+    pe = float(table.sum(axis=1) @ table.sum(axis=0))
+    if pe >= 1.0:
+        return float("nan")
+    return float((po - pe) / (1.0 - pe))
+
+
+def fixation_runs(is_fixation: npt.ArrayLike, t_us: npt.ArrayLike) -> pd.DataFrame:
+    """Fixations as runs of ``True``: start/end index (end inclusive) and duration in ms."""
+    mask = np.asarray(is_fixation, dtype=bool)
+    t = np.asarray(t_us, dtype=np.float64)
+    starts, ends = nan_runs(mask)
+    dt = float(np.median(np.diff(t))) if t.size > 1 else 0.0
+    t_after = np.append(t, t[-1] + dt) if t.size else t
+    return pd.DataFrame(
+        {
+            "start_index": starts,
+            "end_index": ends - 1,
+            "duration_ms": (t_after[ends] - t[starts]) / 1000.0,
+        }
+    )
+
+
+#: A detector under test: ``(recording) -> boolean fixation mask``.
+FixationDetector = Callable[[LundRecording], npt.NDArray[np.bool_]]
+
+
+def agreement_row(recording: LundRecording, is_fixation: npt.ArrayLike, method: str) -> dict[str, object]:
+    """Kappa of a fixation mask against each coder, plus fixation count and mean duration."""
+    fix = np.asarray(is_fixation, dtype=bool)
+    row: dict[str, object] = {"recording": recording.name, "method": method}
+    kappas = []
+    for coder, lab in recording.labels.items():
+        k = cohen_kappa(fix, lab == LUND_FIXATION)
+        row[f"kappa_{coder}"] = k
+        kappas.append(k)
+    row["kappa_mean"] = float(np.mean(kappas))
+    runs = fixation_runs(fix, recording.t_us)
+    row["n_fixations"] = len(runs)
+    row["mean_fixation_ms"] = float(runs["duration_ms"].mean()) if len(runs) else float("nan")
+    return row
+
+
+def coder_rows(recording: LundRecording) -> list[dict[str, object]]:
+    """Coders' own figures: inter-coder kappa, and each coder's fixation count and mean duration."""
+    coders = list(recording.labels)
+    rows = []
+    for coder in coders:
+        fix = recording.labels[coder] == LUND_FIXATION
+        others = [c for c in coders if c != coder]
+        row = agreement_row(recording, fix, f"coder_{coder}")
+        row["kappa_mean"] = float(np.mean([row[f"kappa_{o}"] for o in others])) if others else np.nan
+        rows.append(row)
+    return rows
+
+
+def inter_coder_kappa(recording: LundRecording, a: str = "RA", b: str = "MN") -> float:
+    """Sample-level fixation/non-fixation kappa between two coders."""
+    return cohen_kappa(recording.labels[a] == LUND_FIXATION, recording.labels[b] == LUND_FIXATION)
+
+
+def evaluate_detector(
+    recordings: Iterable[LundRecording], detector: FixationDetector, method: str
+) -> pd.DataFrame:
+    """Run ``detector`` on every recording and tabulate its agreement with the coders."""
+    return pd.DataFrame([agreement_row(r, detector(r), method) for r in recordings])

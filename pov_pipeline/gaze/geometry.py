@@ -1,0 +1,154 @@
+"""Screen geometry: exact (atan-based) conversion between screen pixels and visual degrees.
+
+Conventions follow the Lund ``pixels2degrees.m`` helper (Andersson et al. 2017): a distance of
+``s`` pixels seen centred on the line of sight subtends ``2 * atan(s * mm_per_px / 2 / D)``
+degrees. Gaze positions are converted relative to the screen centre, per axis, with
+``atan(offset_mm / D)``, which is exact for a viewer facing the screen centre.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+ArrayLike = npt.ArrayLike
+FloatArray = npt.NDArray[np.floating]
+
+
+@dataclass(frozen=True)
+class ScreenGeometry:
+    """Physical set-up of a screen-based eye-tracking recording.
+
+    Parameters
+    ----------
+    screen_width_px : int
+        Horizontal screen resolution in pixels.
+    screen_height_px : int
+        Vertical screen resolution in pixels.
+    screen_width_mm : float
+        Width of the visible screen area in millimetres.
+    screen_height_mm : float
+        Height of the visible screen area in millimetres.
+    viewing_distance_mm : float
+        Eye-to-screen distance in millimetres.
+    """
+
+    screen_width_px: int
+    screen_height_px: int
+    screen_width_mm: float
+    screen_height_mm: float
+    viewing_distance_mm: float
+
+    def __post_init__(self) -> None:
+        for name in (
+            "screen_width_px",
+            "screen_height_px",
+            "screen_width_mm",
+            "screen_height_mm",
+            "viewing_distance_mm",
+        ):
+            value = getattr(self, name)
+            if not np.isfinite(value) or value <= 0:
+                raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+
+    @classmethod
+    def lund2013(cls) -> ScreenGeometry:
+        """Return the set-up of the Lund hand-coded data set (Andersson et al. 2017)."""
+        return cls(1024, 768, 380.0, 300.0, 670.0)
+
+    @property
+    def mm_per_px_x(self) -> float:
+        """Horizontal pixel pitch in millimetres."""
+        return self.screen_width_mm / self.screen_width_px
+
+    @property
+    def mm_per_px_y(self) -> float:
+        """Vertical pixel pitch in millimetres."""
+        return self.screen_height_mm / self.screen_height_px
+
+    @property
+    def deg_per_px(self) -> float:
+        """Size in degrees of one horizontal pixel at the screen centre."""
+        return float(np.degrees(2.0 * np.arctan(0.5 * self.mm_per_px_x / self.viewing_distance_mm)))
+
+    @property
+    def deg_per_px_y(self) -> float:
+        """Size in degrees of one vertical pixel at the screen centre."""
+        return float(np.degrees(2.0 * np.arctan(0.5 * self.mm_per_px_y / self.viewing_distance_mm)))
+
+    @property
+    def screen_width_deg(self) -> float:
+        """Horizontal extent of the screen in degrees."""
+        return float(pixels_to_degrees(self.screen_width_px, self))
+
+    @property
+    def screen_height_deg(self) -> float:
+        """Vertical extent of the screen in degrees."""
+        return float(pixels_to_degrees(self.screen_height_px, self, axis="y"))
+
+    def px_to_deg(self, x_px: ArrayLike, y_px: ArrayLike) -> tuple[FloatArray, FloatArray]:
+        """Convert screen positions to degrees of visual angle from the screen centre.
+
+        Parameters
+        ----------
+        x_px, y_px : array_like
+            Positions in pixels, origin at the top-left corner, y pointing down. NaN stays NaN.
+
+        Returns
+        -------
+        tuple of numpy.ndarray
+            ``(x_deg, y_deg)``; positive x is right of centre, positive y below centre.
+        """
+        x = np.asarray(x_px, dtype=np.float64)
+        y = np.asarray(y_px, dtype=np.float64)
+        # Scale pixels straight to tangent units (offset_mm / distance) so one multiply suffices.
+        kx = self.mm_per_px_x / self.viewing_distance_mm
+        ky = self.mm_per_px_y / self.viewing_distance_mm
+        x_deg = np.degrees(np.arctan((x - 0.5 * self.screen_width_px) * kx))
+        y_deg = np.degrees(np.arctan((y - 0.5 * self.screen_height_px) * ky))
+        return x_deg, y_deg
+
+    def deg_to_px(self, x_deg: ArrayLike, y_deg: ArrayLike) -> tuple[FloatArray, FloatArray]:
+        """Inverse of :meth:`px_to_deg`."""
+        x = np.asarray(x_deg, dtype=np.float64)
+        y = np.asarray(y_deg, dtype=np.float64)
+        d = self.viewing_distance_mm
+        x_px = np.tan(np.radians(x)) * d / self.mm_per_px_x + 0.5 * self.screen_width_px
+        y_px = np.tan(np.radians(y)) * d / self.mm_per_px_y + 0.5 * self.screen_height_px
+        return x_px, y_px
+
+
+def pixels_to_degrees(size_px: ArrayLike, geometry: ScreenGeometry, axis: str = "x") -> FloatArray:
+    """Convert a size or distance in pixels, centred on the line of sight, to degrees.
+
+    Parameters
+    ----------
+    size_px : array_like
+        Sizes in pixels.
+    geometry : ScreenGeometry
+        The screen set-up.
+    axis : {"x", "y"}
+        Which pixel pitch to use (screens with non-square pixels differ).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``2 * atan(size_px * mm_per_px / 2 / viewing_distance_mm)`` in degrees.
+    """
+    if axis not in ("x", "y"):
+        raise ValueError(f"axis must be 'x' or 'y', got {axis!r}")
+    mm_per_px = geometry.mm_per_px_x if axis == "x" else geometry.mm_per_px_y
+    size = np.asarray(size_px, dtype=np.float64)
+    return np.degrees(2.0 * np.arctan(size * mm_per_px / 2.0 / geometry.viewing_distance_mm))
+
+
+def px_to_deg(x_px: ArrayLike, y_px: ArrayLike, geometry: ScreenGeometry) -> tuple[FloatArray, FloatArray]:
+    """Function form of :meth:`ScreenGeometry.px_to_deg`."""
+    return geometry.px_to_deg(x_px, y_px)
+
+
+def deg_per_px(geometry: ScreenGeometry) -> float:
+    """Function form of :attr:`ScreenGeometry.deg_per_px`."""
+    return geometry.deg_per_px

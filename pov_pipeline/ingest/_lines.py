@@ -1,0 +1,204 @@
+"""Reading a delivered text file into an Arrow array of lines, and parsing columns of tokens.
+
+Gaze exports run to millions of lines, so nothing here loops over lines in Python: the newline
+positions come from numpy, the lines become one Arrow string array built over the file's own bytes,
+and numbers are parsed by Arrow casts. Line numbers are kept beside every row, so an error can still
+name the line a lab has to fix.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from os import PathLike
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pov_pipeline.ingest.errors import GazeFormatError
+
+#: Default size guard: bigger files are refused before they are read into memory.
+DEFAULT_MAX_BYTES = 2 * 1024**3
+
+# RE2 syntax (pyarrow.compute); accepts what Arrow's float cast accepts, so it only runs to locate
+# the first token a failed cast choked on.
+_NUMBER_RE = r"^[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$|^(?i:[+-]?(?:nan|inf|infinity))$"
+
+
+@dataclass
+class LineFile:
+    """A text file split into lines (newlines removed, CR/CRLF normalised, UTF-8).
+
+    Attributes
+    ----------
+    path:
+        The file.
+    lines:
+        One string per line, without the line terminator; ``lines[i]`` is line ``i + 1``.
+    first_byte:
+        First byte of each line (0 for an empty line), for cheap line classification.
+    n_bytes:
+        Size of the file on disk.
+    ends_with_newline:
+        False when the last line has no terminator, i.e. it may have been cut off mid-write.
+    encoding:
+        ``"utf-8"`` or ``"latin-1"`` (the fallback for files that are not valid UTF-8).
+    notes:
+        Human-readable remarks about repairs made while reading (for the reader's report).
+    """
+
+    path: Path
+    lines: pa.LargeStringArray
+    first_byte: np.ndarray
+    n_bytes: int
+    ends_with_newline: bool
+    encoding: str
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def n_lines(self) -> int:
+        """Number of lines, counting a last line without terminator."""
+        return len(self.lines)
+
+
+def check_size(path: Path, max_bytes: int) -> int:
+    """Return the size of ``path`` in bytes, refusing missing files and files over ``max_bytes``."""
+    try:
+        size = os.stat(path).st_size
+    except FileNotFoundError:
+        raise GazeFormatError(path, "an existing file", "no such file") from None
+    if size > max_bytes:
+        raise GazeFormatError(
+            path,
+            f"a file of at most {max_bytes:,} bytes",
+            f"{size:,} bytes",
+            note="raise max_bytes if the machine has the memory for it; files are read whole",
+        )
+    return size
+
+
+def read_lines(path: str | PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTES) -> LineFile:
+    """Read ``path`` into a :class:`LineFile`.
+
+    Invalid UTF-8 is not fatal: gaze exports are mostly ASCII and non-UTF-8 bytes usually sit in
+    free-text messages written by a Windows experiment script, so the file is decoded as latin-1
+    instead and the first offending line is named in ``notes``.
+
+    Parameters
+    ----------
+    path:
+        File to read.
+    max_bytes:
+        Files larger than this are refused with a :class:`GazeFormatError`.
+    """
+    path = Path(path)
+    n_bytes = check_size(path, max_bytes)
+    data = path.read_bytes()
+    notes: list[str] = []
+    encoding = "utf-8"
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        notes.append(
+            f"not valid UTF-8 (first bad byte 0x{data[exc.start]:02x} on line {line}); decoded as latin-1"
+        )
+        data = data.decode("latin-1").encode("utf-8")
+        encoding = "latin-1"
+    if b"\r" in data:
+        n_crlf = data.count(b"\r\n")
+        data = data.replace(b"\r\n", b"\n")
+        n_cr = data.count(b"\r")
+        if n_cr:
+            data = data.replace(b"\r", b"\n")
+        notes.append(f"line endings normalised ({n_crlf} CRLF, {n_cr} bare CR)")
+    ends_with_newline = data.endswith(b"\n") or not data
+    raw = np.frombuffer(data, dtype=np.uint8)
+    ends = np.flatnonzero(raw == 10)
+    if not ends_with_newline:
+        ends = np.append(ends, len(data))
+    n_lines = len(ends)
+    starts = np.empty(n_lines, dtype=np.int64)
+    if n_lines:
+        starts[0] = 0
+        starts[1:] = ends[:-1] + 1
+    # Dropping the newline bytes shifts line i left by i bytes; that gives contiguous offsets, so the
+    # Arrow array can be built over one buffer without copying line by line.
+    stripped = data.replace(b"\n", b"")
+    offsets = np.empty(n_lines + 1, dtype=np.int64)
+    offsets[:n_lines] = starts - np.arange(n_lines, dtype=np.int64)
+    offsets[n_lines] = len(stripped)
+    lines = pa.LargeStringArray.from_buffers(n_lines, pa.py_buffer(offsets), pa.py_buffer(stripped))
+    nonempty = ends > starts
+    first_byte = np.zeros(n_lines, dtype=np.uint8)
+    first_byte[nonempty] = raw[starts[nonempty]]
+    return LineFile(path, lines, first_byte, n_bytes, ends_with_newline, encoding, notes)
+
+
+def parse_numbers(
+    tokens: pa.Array,
+    *,
+    path: Path,
+    line_numbers: np.ndarray,
+    expected: str,
+    column: str,
+    null_tokens: tuple[str, ...] = ("",),
+    decimal_comma: bool = False,
+) -> np.ndarray:
+    """Parse a string array into float64, with nulls and ``null_tokens`` as NaN.
+
+    Parameters
+    ----------
+    tokens:
+        Strings to parse (already split out of their lines, without surrounding whitespace).
+    path:
+        File the tokens come from, for the error message.
+    line_numbers:
+        1-based line number of each token.
+    expected:
+        Description used in the error, e.g. ``"a numeric x coordinate"``.
+    column:
+        Column name for the error.
+    null_tokens:
+        Tokens that mean "no value" (EyeLink writes ``.``; CSVs leave the field empty).
+    decimal_comma:
+        Accept ``,`` as decimal separator (Tobii Pro Lab in some locales).
+
+    Returns
+    -------
+    np.ndarray
+        float64 values; NaN, ``inf`` and ``-inf`` are passed through for the caller to judge.
+    """
+    if isinstance(tokens, pa.ChunkedArray):
+        tokens = tokens.combine_chunks()
+    if null_tokens:
+        is_null = pc.is_in(tokens, value_set=pa.array(list(null_tokens), tokens.type))
+        if pc.any(is_null).as_py():
+            tokens = pc.if_else(is_null, pa.scalar(None, tokens.type), tokens)
+    if decimal_comma:
+        tokens = pc.replace_substring(tokens, ",", ".")
+    try:
+        values = pc.cast(tokens, pa.float64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        good = pc.fill_null(pc.match_substring_regex(tokens, _NUMBER_RE), True)
+        bad = np.flatnonzero(~good.to_numpy(zero_copy_only=False))
+        index = int(bad[0]) if len(bad) else 0
+        raise GazeFormatError(
+            path, expected, tokens[index].as_py(), line=int(line_numbers[index]), column=column
+        ) from None
+    return values.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+
+
+def split_fields(lines: pa.Array, delimiter: str) -> pa.ListArray:
+    """Split each line on ``delimiter`` (no quoting rules; see :func:`unquote`)."""
+    return pc.split_pattern(lines, pattern=delimiter)
+
+
+def unquote(tokens: pa.Array) -> pa.Array:
+    """Trim whitespace and one pair of surrounding double quotes from each token."""
+    tokens = pc.utf8_trim_whitespace(tokens)
+    return pc.replace_substring_regex(tokens, pattern=r'^"(.*)"$', replacement=r"\1")

@@ -1,0 +1,355 @@
+"""The data lake: atomic Parquet tables in Hive layout, a DuckDB catalog over them, and the
+Dagster IO manager that writes and reads them.
+
+Layout (see DESIGN.md)::
+
+    <lake>/tables/<asset>/participant=<id>/part-0.parquet   partitioned assets
+    <lake>/tables/<asset>/part-0.parquet                    unpartitioned assets
+    <lake>/pov.duckdb                                       one view per table
+
+Every file is written to a temporary name in its own folder and renamed into place, so a reader
+or a crash never sees half a table. The catalog is rebuilt into a temporary database and renamed
+the same way, under an exclusive file lock, so concurrent runs cannot interleave.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from dagster import ConfigurableIOManager, InputContext, MetadataValue, OutputContext
+
+from pov_pipeline.schemas import TABLE_SCHEMAS, validate_participant_id
+
+PARTITION_COLUMN = "participant"
+PART_FILE = "part-0.parquet"
+CATALOG_FILE = "pov.duckdb"
+
+
+@dataclass(frozen=True)
+class LakePaths:
+    """Where everything lives below one lake root."""
+
+    root: Path
+
+    @property
+    def tables(self) -> Path:
+        return self.root / "tables"
+
+    @property
+    def landing(self) -> Path:
+        return self.root / "landing"
+
+    @property
+    def study(self) -> Path:
+        return self.root / "study"
+
+    @property
+    def cache(self) -> Path:
+        return self.root / "cache"
+
+    @property
+    def models(self) -> Path:
+        return self.root / "models"
+
+    @property
+    def reports(self) -> Path:
+        return self.root / "reports"
+
+    @property
+    def catalog(self) -> Path:
+        return self.root / CATALOG_FILE
+
+    def table_dir(self, table: str) -> Path:
+        _check_table_name(table)
+        return self.tables / table
+
+    def table_file(self, table: str, participant: str | None = None) -> Path:
+        if participant is None:
+            return self.table_dir(table) / PART_FILE
+        validate_participant_id(participant)
+        return self.table_dir(table) / f"{PARTITION_COLUMN}={participant}" / PART_FILE
+
+
+def default_lake_dir() -> Path:
+    """``$POV_LAKE_DIR`` if set, else ``data_lake/`` beside the package's project folder."""
+    env = os.environ.get("POV_LAKE_DIR")
+    if env:
+        return Path(env).resolve()
+    return (Path(__file__).resolve().parents[1] / "data_lake").resolve()
+
+
+def _check_table_name(table: str) -> None:
+    if not table.replace("_", "").isalnum():
+        raise ValueError(f"invalid table name {table!r}: expected letters, digits and underscores")
+
+
+# --------------------------------------------------------------------------------------------
+# Atomic writes
+
+
+def to_arrow(data: pa.Table | pd.DataFrame, schema: pa.Schema | None = None) -> pa.Table:
+    """Convert to an Arrow table with ``schema`` (if given), without pandas' index metadata.
+
+    Dropping the pandas metadata keeps the bytes independent of the DataFrame's index, so the
+    same rows always give the same file.
+    """
+    if isinstance(data, pd.DataFrame):
+        if schema is not None:
+            missing = [name for name in schema.names if name not in data.columns]
+            if missing:
+                raise ValueError(f"table is missing columns {missing} of its schema")
+            table = pa.Table.from_pandas(data[schema.names], schema=schema, preserve_index=False)
+        else:
+            table = pa.Table.from_pandas(data, preserve_index=False)
+    else:
+        table = data.select(schema.names).cast(schema) if schema is not None else data
+    return table.replace_schema_metadata(None)
+
+
+def write_parquet_atomic(table: pa.Table, path: Path) -> Path:
+    """Write ``table`` to ``path`` as zstd Parquet: temp file in the same folder, fsync, rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            pq.write_table(table, fh, compression="zstd", write_statistics=True)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+        raise
+    return path
+
+
+def write_bytes_atomic(data: bytes, path: Path) -> Path:
+    """Write ``data`` to ``path`` through a temp file and a rename (for reports, json, ...)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+        raise
+    return path
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_table(
+    paths: LakePaths,
+    table_name: str,
+    data: pa.Table | pd.DataFrame,
+    participants: list[str] | None = None,
+) -> dict[str, Path]:
+    """Write one table (or its participant partitions) atomically; return the files written.
+
+    For partitioned tables, ``participants`` lists the partitions this write covers: rows are
+    split on the ``participant`` column, and a listed participant without rows gets an empty
+    file (so a re-run that now yields nothing replaces stale data instead of leaving it).
+    """
+    table = to_arrow(data, TABLE_SCHEMAS.get(table_name))
+    if participants is None:
+        return {"": write_parquet_atomic(table, paths.table_file(table_name))}
+    for participant in participants:
+        validate_participant_id(participant)
+    written: dict[str, Path] = {}
+    if PARTITION_COLUMN not in table.column_names:
+        raise ValueError(f"partitioned table {table_name!r} has no {PARTITION_COLUMN!r} column")
+    column = table.column(PARTITION_COLUMN).to_numpy(zero_copy_only=False)
+    unexpected = sorted(set(column.tolist()) - set(participants))
+    if unexpected:
+        raise ValueError(f"table {table_name!r} has rows for participants outside this run: {unexpected[:5]}")
+    for participant in participants:
+        part = table.filter(pa.array(column == participant))
+        written[participant] = write_parquet_atomic(part, paths.table_file(table_name, participant))
+    return written
+
+
+def read_table(
+    paths: LakePaths, table_name: str, participants: list[str] | None = None
+) -> pa.Table:
+    """Read a table, or the listed participant partitions of it, in a deterministic order."""
+    schema = TABLE_SCHEMAS.get(table_name)
+    if participants is None:
+        single = paths.table_file(table_name)
+        if single.exists():
+            return pq.read_table(single)
+        table_dir = paths.table_dir(table_name)
+        participants = sorted(
+            entry.name.split("=", 1)[1]
+            for entry in (table_dir.iterdir() if table_dir.is_dir() else [])
+            if entry.name.startswith(f"{PARTITION_COLUMN}=") and (entry / PART_FILE).exists()
+        )
+        if not participants and not table_dir.is_dir():
+            raise FileNotFoundError(f"table {table_name!r} has not been materialized in {paths.tables}")
+    parts = []
+    for participant in participants:
+        path = paths.table_file(table_name, participant)
+        if not path.exists():
+            raise FileNotFoundError(f"partition participant={participant} of {table_name!r} is missing: {path}")
+        parts.append(pq.read_table(path))
+    if not parts:
+        if schema is None:
+            raise FileNotFoundError(f"table {table_name!r} has no partitions in {paths.tables}")
+        return schema.empty_table()
+    return pa.concat_tables(parts, promote_options="default")
+
+
+# --------------------------------------------------------------------------------------------
+# DuckDB catalog
+
+
+@contextlib.contextmanager
+def _catalog_lock(paths: LakePaths) -> Iterator[None]:
+    paths.root.mkdir(parents=True, exist_ok=True)
+    with open(paths.root / f".{CATALOG_FILE}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _sql_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def table_views(paths: LakePaths) -> dict[str, str]:
+    """The ``CREATE VIEW`` body of every table in the lake, keyed by table name."""
+    views: dict[str, str] = {}
+    if not paths.tables.is_dir():
+        return views
+    for table_dir in sorted(p for p in paths.tables.iterdir() if p.is_dir()):
+        name = table_dir.name
+        if not name.replace("_", "").isalnum():
+            continue
+        if (table_dir / PART_FILE).exists():
+            views[name] = f"SELECT * FROM read_parquet({_sql_literal(str(table_dir / PART_FILE))})"
+        elif any(table_dir.glob(f"{PARTITION_COLUMN}=*/{PART_FILE}")):
+            pattern = str(table_dir / f"{PARTITION_COLUMN}=*" / PART_FILE)
+            views[name] = (
+                f"SELECT * FROM read_parquet({_sql_literal(pattern)}, hive_partitioning=true, "
+                "union_by_name=true)"
+            )
+    return views
+
+
+def refresh_catalog(paths: LakePaths) -> list[str]:
+    """Rebuild ``pov.duckdb`` with one view per table; return the view names.
+
+    The new catalog is built in a temporary file and renamed over the old one, under a lock, so
+    a reader holding the old file keeps a consistent catalog and concurrent refreshes serialise.
+    """
+    with _catalog_lock(paths):
+        views = table_views(paths)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{CATALOG_FILE}.", suffix=".tmp", dir=paths.root)
+        os.close(fd)
+        os.unlink(tmp_name)  # duckdb wants to create the file itself
+        try:
+            con = duckdb.connect(tmp_name)
+            try:
+                for name, body in views.items():
+                    con.execute(f'CREATE OR REPLACE VIEW "{name}" AS {body}')
+                con.execute("CHECKPOINT")
+            finally:
+                con.close()
+            os.replace(tmp_name, paths.catalog)
+        finally:
+            for leftover in (tmp_name, tmp_name + ".wal"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(leftover)
+    return sorted(views)
+
+
+def connect_catalog(paths: LakePaths, *, read_only: bool = True) -> duckdb.DuckDBPyConnection:
+    """Open the catalog (read-only by default); build it first if it does not exist yet."""
+    if not paths.catalog.exists():
+        refresh_catalog(paths)
+    return duckdb.connect(str(paths.catalog), read_only=read_only)
+
+
+# --------------------------------------------------------------------------------------------
+# Dagster IO manager
+
+
+def _table_name(context: OutputContext | InputContext) -> str:
+    return context.asset_key.path[-1]
+
+
+def _preview_markdown(table: pa.Table, n_rows: int = 5) -> str:
+    frame = table.slice(0, n_rows).to_pandas()
+    for column in frame.columns:
+        if frame[column].dtype == object:
+            frame[column] = frame[column].map(lambda v: str(v)[:60])
+    return frame.to_markdown(index=False) if hasattr(frame, "to_markdown") else frame.to_string()
+
+
+class ParquetLakeIOManager(ConfigurableIOManager):
+    """Stores each asset as Parquet in the lake (Hive layout by participant) and keeps the
+    DuckDB catalog in step.
+
+    Outputs may be a ``pyarrow.Table`` or a ``pandas.DataFrame``; known tables are cast to their
+    schema in ``pov_pipeline.schemas``. A run over several participant partitions (single-run
+    backfill) returns one table, which is split on its ``participant`` column. Inputs are
+    loaded as pandas DataFrames, concatenated over the partitions the downstream step needs.
+    """
+
+    lake_dir: str
+
+    @property
+    def paths(self) -> LakePaths:
+        return LakePaths(Path(self.lake_dir))
+
+    def handle_output(self, context: OutputContext, obj: pa.Table | pd.DataFrame | None) -> None:
+        if obj is None:
+            return
+        name = _table_name(context)
+        participants = list(context.asset_partition_keys) if context.has_asset_partitions else None
+        written = write_table(self.paths, name, obj, participants)
+        refresh_catalog(self.paths)
+        table = to_arrow(obj, TABLE_SCHEMAS.get(name))
+        metadata: dict[str, MetadataValue] = {
+            "row_count": MetadataValue.int(table.num_rows),
+            "path": MetadataValue.path(str(next(iter(written.values())).parent)),
+            "columns": MetadataValue.text(", ".join(table.column_names)),
+        }
+        if table.num_rows:
+            with contextlib.suppress(Exception):
+                metadata["preview"] = MetadataValue.md(_preview_markdown(table))
+        context.add_output_metadata(metadata)
+
+    def load_input(self, context: InputContext) -> pd.DataFrame:
+        name = _table_name(context)
+        participants = list(context.asset_partition_keys) if context.has_asset_partitions else None
+        return read_table(self.paths, name, participants).to_pandas()
+
+
+def table_row_counts(paths: LakePaths) -> Mapping[str, int]:
+    """Row count of every view in the catalog (for the CLI summary)."""
+    with connect_catalog(paths) as con:
+        names = [row[0] for row in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()]
+        return {name: con.execute(f'SELECT count(*) FROM "{name}"').fetchall()[0][0] for name in sorted(names)}
