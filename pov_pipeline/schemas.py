@@ -94,6 +94,22 @@ RESPONSES = pa.schema(
     ]
 )
 
+SESSIONS = pa.schema(
+    [
+        ("participant", pa.string()),
+        ("tracker", pa.string()),
+        ("format", pa.string()),
+        ("gaze_file", pa.string()),
+        ("sampling_rate_hz", pa.float64()),
+        ("screen_width_px", pa.int32()),
+        ("screen_height_px", pa.int32()),
+        ("screen_width_mm", pa.float64()),
+        ("screen_height_mm", pa.float64()),
+        ("viewing_distance_mm", pa.float64()),
+        ("eye", pa.string()),
+    ]
+)
+
 #: Tables whose schema is fixed here; the IO manager casts them on write. Tables of later
 #: stages register their schemas next to the code that builds them.
 TABLE_SCHEMAS: dict[str, pa.Schema] = {
@@ -101,4 +117,5 @@ TABLE_SCHEMAS: dict[str, pa.Schema] = {
     "aois": AOIS,
     "raw_gaze": RAW_GAZE,
     "responses": RESPONSES,
+    "sessions": SESSIONS,
 }

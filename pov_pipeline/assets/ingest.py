@@ -24,7 +24,7 @@ from dagster import (
 from pov_pipeline.ingest import read_gaze, read_responses, read_session
 from pov_pipeline.partitions import participants_partitions, single_run_backfill
 from pov_pipeline.resources import LakeResource
-from pov_pipeline.schemas import RAW_GAZE, RESPONSES, validate_participant_id
+from pov_pipeline.schemas import RAW_GAZE, RESPONSES, SESSIONS, validate_participant_id
 
 
 def participant_fingerprint(landing_dir: Path) -> str:
@@ -131,6 +131,42 @@ def raw_gaze(context: AssetExecutionContext, lake: LakeResource, config: RawGaze
         },
     )
     yield from _check_results(samples, reports, config)
+
+
+@asset(
+    group_name="ingest",
+    io_manager_key="lake_io_manager",
+    partitions_def=participants_partitions,
+    backfill_policy=single_run_backfill,
+    code_version="1",
+)
+def sessions(context: AssetExecutionContext, lake: LakeResource) -> Output[pa.Table]:
+    """The recording set-up of each participant (tracker, rate, screen, distance) from session.json."""
+    rows = []
+    for participant in context.partition_keys:
+        session = read_session(_participant_dir(lake, participant) / "session.json")
+        if session.participant_id != participant:
+            raise ValueError(
+                f"landing/{participant}/session.json: expected participant_id {participant!r}, "
+                f"found {session.participant_id!r}"
+            )
+        rows.append(
+            {
+                "participant": participant,
+                "tracker": session.tracker,
+                "format": session.format,
+                "gaze_file": session.gaze_file,
+                "sampling_rate_hz": float(session.sampling_rate_hz),
+                "screen_width_px": int(session.screen_px[0]),
+                "screen_height_px": int(session.screen_px[1]),
+                "screen_width_mm": float(session.screen_mm[0]),
+                "screen_height_mm": float(session.screen_mm[1]),
+                "viewing_distance_mm": float(session.viewing_distance_mm),
+                "eye": session.eye,
+            }
+        )
+    table = pa.Table.from_pylist(rows, schema=SESSIONS)
+    return Output(table, metadata={"trackers": MetadataValue.json(sorted(set(table.column("tracker").to_pylist())))})
 
 
 @asset(
