@@ -162,9 +162,9 @@ def gaze_quality(config: QualityConfig, raw_gaze: pd.DataFrame, sessions: pd.Dat
         )
         parts.append(flags)
     table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
-    warn_columns = [c for c in table.columns if c.startswith("warn_")] if len(table) else []
-    flagged = table[warn_columns].any(axis=1) if warn_columns else pd.Series(dtype=bool)
-    summary = {c: int(table[c].sum()) for c in warn_columns}
+    flag_columns = [c for c in table.columns if c.startswith("flag_") and c != "flag_any"] if len(table) else []
+    flagged = table["flag_any"] if len(table) else pd.Series(dtype=bool)
+    summary = {c: int(table[c].sum()) for c in flag_columns}
     yield Output(
         table,
         metadata={

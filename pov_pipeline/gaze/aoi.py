@@ -14,7 +14,8 @@ Conventions (fixed here so every table agrees):
 
 * **Borders are inclusive.** A point exactly on an AOI's boundary is inside it (distance 0).
 * **Distance** is the Euclidean distance in px from the point to the AOI's boundary for points
-  outside, and 0 for points inside. The ellipse distance is exact (Eberly's bisection), not the
+  outside, and 0 for points inside. The ellipse distance is exact (Eberly's root
+  equation, solved by Newton's method), not the
   algebraic approximation.
 * **Tolerance.** A point is a *candidate* for an AOI when its distance is ``<= tolerance_px``.
   This absorbs calibration offsets of a fraction of a degree (Holmqvist et al. 2011, ch. 6).
@@ -59,7 +60,7 @@ _BORDER_EPS_PX = 1e-6
 #: Upper bound on the size of the (points x edges) work arrays, to keep memory flat for 1M points.
 _CHUNK_ELEMENTS = 4_000_000
 
-_ELLIPSE_BISECTION_STEPS = 64
+_ELLIPSE_NEWTON_STEPS = 16
 
 
 @dataclass(frozen=True)
@@ -200,8 +201,7 @@ def _polygon_distance(x: np.ndarray, y: np.ndarray, vertices: np.ndarray) -> np.
     ex, ey = bx - ax, by - ay
     len2 = ex * ex + ey * ey
     safe_len2 = np.where(len2 > 0, len2, 1.0)
-    dy_edge = by - ay
-    safe_dy = np.where(dy_edge != 0, dy_edge, 1.0)
+    safe_ey = np.where(ey != 0, ey, 1.0)
     out = np.empty(x.shape[0], dtype=np.float64)
     step = max(1, _CHUNK_ELEMENTS // max(1, len(ax)))
     for start in range(0, x.shape[0], step):
@@ -210,12 +210,20 @@ def _polygon_distance(x: np.ndarray, y: np.ndarray, vertices: np.ndarray) -> np.
         # Nearest point on each edge segment, then the closest edge overall.
         t = np.clip(((px - ax) * ex + (py - ay) * ey) / safe_len2, 0.0, 1.0)
         edge_d2 = (px - (ax + t * ex)) ** 2 + (py - (ay + t * ey)) ** 2
-        dist = np.sqrt(edge_d2.min(axis=1))
+        out[start : start + step] = np.sqrt(edge_d2.min(axis=1))
+    # Only points within the bounding box can be inside: ray-cast just those (most fixations
+    # of a scene fall outside any given object).
+    in_box = (x >= ax.min()) & (x <= ax.max()) & (y >= ay.min()) & (y <= ay.max())
+    idx = np.flatnonzero(in_box & (out > _BORDER_EPS_PX))
+    for start in range(0, idx.shape[0], step):
+        rows = idx[start : start + step]
+        px, py = x[rows, None], y[rows, None]
         # Even-odd ray casting towards +x; handles concave outlines.
         straddles = (ay > py) != (by > py)
-        x_cross = ax + (py - ay) * ex / safe_dy
+        x_cross = ax + (py - ay) * ex / safe_ey
         inside = (straddles & (px < x_cross)).sum(axis=1) % 2 == 1
-        out[start : start + step] = np.where(inside | (dist <= _BORDER_EPS_PX), 0.0, dist)
+        out[rows[inside]] = 0.0
+    out[out <= _BORDER_EPS_PX] = 0.0
     return out
 
 
@@ -239,17 +247,19 @@ def _ellipse_distance(x: np.ndarray, y: np.ndarray, ellipse: np.ndarray) -> np.n
     u, v, z0, z1 = u[outside], v[outside], z0[outside], z1[outside]
     r0 = (e0 / e1) ** 2
     n0 = r0 * z0
-    # The root s of (n0/(s+r0))^2 + (z1/(s+1))^2 = 1 is positive for outside points and below
-    # |(n0, z1)| - 1; the function is monotone there, so bisection converges unconditionally.
-    lo = np.zeros_like(u)
+    # The root s of F(s) = (n0/(s+r0))^2 + (z1/(s+1))^2 - 1 is positive for outside points.
+    # Each term alone reaching 1 bounds it below, and F is convex and decreasing there, so
+    # Newton's method from that bound (where F >= 0) rises monotonically to the root without
+    # overshooting; the bracket [lo, hi] guards against round-off.
+    lo = np.maximum(np.maximum(n0 - r0, z1 - 1.0), 0.0)
     hi = np.hypot(n0, z1) - 1.0
-    for _ in range(_ELLIPSE_BISECTION_STEPS):
-        s = 0.5 * (lo + hi)
-        gs = (n0 / (s + r0)) ** 2 + (z1 / (s + 1.0)) ** 2 - 1.0
-        above = gs > 0.0
-        lo = np.where(above, s, lo)
-        hi = np.where(above, hi, s)
-    s = 0.5 * (lo + hi)
+    s = lo
+    for _ in range(_ELLIPSE_NEWTON_STEPS):
+        a = n0 / (s + r0)
+        b = z1 / (s + 1.0)
+        f = a * a + b * b - 1.0
+        df = -2.0 * (a * a / (s + r0) + b * b / (s + 1.0))
+        s = np.clip(s - f / np.where(df < 0.0, df, -1.0), lo, hi)
     qx = r0 * u / (s + r0)
     qy = v / (s + 1.0)
     out[outside] = np.hypot(qx - u, qy - v)
@@ -405,9 +415,7 @@ def map_fixations_to_aois(
         raise ValueError(f"deg_per_px must be > 0, found {deg_per_px}")
     width, height = float(screen_px[0]), float(screen_px[1])
     tolerance_px = float(tolerance_deg) / float(deg_per_px)
-    out = fixations.sort_values(["participant", "trial", "event_index"], kind="stable").reset_index(
-        drop=True
-    )
+    out = fixations.sort_values(["participant", "trial", "event_index"], kind="stable").reset_index(drop=True)
     n = len(out)
     x = out["x_px"].to_numpy(dtype=np.float64, na_value=np.nan)
     y = out["y_px"].to_numpy(dtype=np.float64, na_value=np.nan)
@@ -440,8 +448,8 @@ def map_fixations_to_aois(
     aoi_id[~on_screen] = AOI_OFF_SCREEN
     aoi_kind[~on_screen] = AOI_OFF_SCREEN
     distance_px[~on_screen] = np.nan
-    out["aoi_id"] = aoi_id
-    out["aoi_kind"] = aoi_kind
+    out["aoi_id"] = pd.Series(aoi_id, index=out.index, dtype="str")
+    out["aoi_kind"] = pd.Series(aoi_kind, index=out.index, dtype="str")
     out["distance_deg"] = distance_px * float(deg_per_px)
     out["n_candidates"] = n_candidates
     return out
@@ -474,9 +482,7 @@ def dwell_metrics(aoi_hits: pd.DataFrame, *, aois: pd.DataFrame | None = None) -
         ``visit_count`` and ``revisit_count`` (``visit_count - 1``, floored at 0), sorted by the
         keys.
     """
-    hits = aoi_hits.sort_values(["participant", "trial", "event_index"], kind="stable").reset_index(
-        drop=True
-    )
+    hits = aoi_hits.sort_values(["participant", "trial", "event_index"], kind="stable").reset_index(drop=True)
     if "aoi_kind" not in hits:
         hits = hits.assign(aoi_kind=_kind_from_id(hits["aoi_id"]))
     same_trial = (hits["participant"].eq(hits["participant"].shift())) & hits["trial"].eq(

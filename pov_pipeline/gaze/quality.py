@@ -145,9 +145,12 @@ def trial_quality(
     off = valid & ~((x >= 0) & (x < w_px) & (y >= 0) & (y < h_px))
 
     # Integer group id per row (rows are sorted by the keys, so groups are contiguous).
-    key_frame = s[_KEYS]
-    starts = np.ones(len(s), dtype=bool)
-    starts[1:] = (key_frame.iloc[1:].to_numpy() != key_frame.iloc[:-1].to_numpy()).any(axis=1)
+    starts = np.zeros(len(s), dtype=bool)
+    starts[0] = True
+    for key in _KEYS:
+        # Integer codes compare far faster than (Arrow-backed) strings.
+        codes = pd.factorize(s[key], use_na_sentinel=False)[0]
+        starts[1:] |= codes[1:] != codes[:-1]
     gid = np.cumsum(starts) - 1
     n_groups = int(gid[-1]) + 1
     same = np.zeros(len(s), dtype=bool)  # row i and i-1 in the same group
@@ -182,7 +185,7 @@ def trial_quality(
         min_pairs = np.full(n_groups, 2.0)
     else:
         t_rel = t_us - t_us[first_row][gid]
-        win = (t_rel // int(round(window_ms * 1000.0))).astype(np.int64)
+        win = (t_rel // max(1, round(window_ms * 1000.0))).astype(np.int64)
         # Half the window's nominal sample count, and never fewer than 2 pairs.
         min_pairs = np.maximum(2.0, 0.5 * window_ms * 1000.0 / median_dt_us)
         min_pairs = np.where(np.isfinite(min_pairs), min_pairs, 2.0)
@@ -194,9 +197,7 @@ def trial_quality(
     n_windows = rms.groupby("g").size().reindex(range(n_groups), fill_value=0).to_numpy()
 
     pts = pd.DataFrame({"g": gid[valid], "w": win[valid], "x": x_deg[valid], "y": y_deg[valid]})
-    spread = pts.groupby(["g", "w"], sort=False).agg(
-        vx=("x", "var"), vy=("y", "var"), n=("x", "size")
-    )
+    spread = pts.groupby(["g", "w"], sort=False).agg(vx=("x", "var"), vy=("y", "var"), n=("x", "size"))
     spread = spread.reset_index()
     # Same qualifying rule as for RMS-S2S (pairs = points - 1) so both cover the same windows.
     spread = spread.loc[spread["n"].to_numpy() - 1 >= min_pairs[spread["g"].to_numpy()]]
