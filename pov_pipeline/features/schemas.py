@@ -63,3 +63,23 @@ IMAGE_FEATURE_GRIDS = pa.schema(
         ("cache_key", pa.string()),
     ]
 )
+
+
+def assemble_vector_table(pieces: list[pa.Table], schema: pa.Schema, dim: int) -> pa.Table:
+    """Concatenate per-stimulus tables and turn their variable-length ``vector`` into ``float[dim]``.
+
+    Raises
+    ------
+    ValueError
+        When a vector does not have ``dim`` values (e.g. a corrupt or foreign cache entry).
+    """
+    if not pieces:
+        return schema.empty_table()
+    t = pa.concat_tables(pieces)
+    vec = t.column("vector").combine_chunks()
+    lengths = vec.value_lengths().to_numpy(zero_copy_only=False)
+    if len(lengths) and (lengths != dim).any():
+        raise ValueError(f"vectors of length {sorted(set(lengths.tolist()))} where {dim} was expected")
+    fixed = pa.FixedSizeListArray.from_arrays(vec.flatten().cast(pa.float32()), type=vector_type(dim))
+    t = t.set_column(t.schema.get_field_index("vector"), "vector", fixed)
+    return t.select(schema.names).cast(schema)

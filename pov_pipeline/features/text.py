@@ -27,7 +27,7 @@ import torch
 
 from pov_pipeline.features.cache import FeatureCache, cache_key, sha256_hex
 from pov_pipeline.features.resolve import ResolvedModel, resolve_hf_model, select_device
-from pov_pipeline.features.schemas import SENTENCE_AOI, text_features_schema, vector_type
+from pov_pipeline.features.schemas import SENTENCE_AOI, assemble_vector_table, text_features_schema
 
 #: Bump when the meaning of a cached text entry changes; it is part of every key.
 TEXT_CACHE_VERSION = 1
@@ -223,7 +223,7 @@ class TextEncoder:
                 sentence = torch.nn.functional.normalize(sentence, p=2.0, dim=1)
             # Mean of each word's pieces for the whole batch at once: scatter-add into
             # (batch * max_words) slots and divide by the piece counts.
-            B, T, D = hidden.shape
+            B, _, D = hidden.shape
             wid = torch.as_tensor(word_ids, device=hidden.device)
             valid = wid >= 0
             slot = (torch.arange(B, device=hidden.device)[:, None] * max_words + wid.clamp(min=0))[valid]
@@ -400,7 +400,7 @@ def encode_text_features(
             .append_column("cache_key", pa.array([k] * n, pa.string()))
         )
     schema = text_features_schema(encoder.dim)
-    table = _assemble(pieces, schema, encoder.dim)
+    table = assemble_vector_table(pieces, schema, encoder.dim)
     truncated = 0
     if table.num_rows:
         # NaN vectors only arise for words whose pieces were all truncated away.
@@ -430,16 +430,3 @@ def encode_text_features(
         "seconds": time.perf_counter() - t0,
     }
     return table, stats
-
-
-def _assemble(pieces: list[pa.Table], schema: pa.Schema, dim: int) -> pa.Table:
-    """Concatenate per-stimulus tables and turn variable-length vectors into ``float[dim]``."""
-    if not pieces:
-        return schema.empty_table()
-    t = pa.concat_tables(pieces)
-    flat = t.column("vector").combine_chunks().flatten()
-    if len(flat) != t.num_rows * dim:
-        raise ValueError(f"cached vectors do not all have dimension {dim}")
-    fixed = pa.FixedSizeListArray.from_arrays(flat.cast(pa.float32()), type=vector_type(dim))
-    t = t.set_column(t.schema.get_field_index("vector"), "vector", fixed)
-    return t.select(schema.names).cast(schema)
