@@ -231,3 +231,125 @@ def evaluate_detector(
 ) -> pd.DataFrame:
     """Run ``detector`` on every recording and tabulate its agreement with the coders."""
     return pd.DataFrame([agreement_row(r, detector(r), method) for r in recordings])
+
+
+@dataclass(frozen=True)
+class SyntheticGaze:
+    """A simulated recording with its true labels (for tests and speed measurements)."""
+
+    t_us: npt.NDArray[np.int64]
+    x_px: npt.NDArray[np.float64]
+    y_px: npt.NDArray[np.float64]
+    labels: npt.NDArray[np.int8]
+    geometry: ScreenGeometry
+
+
+def synthetic_gaze(
+    duration_s: float,
+    sampling_rate_hz: float = 500.0,
+    *,
+    noise_px: float = 0.5,
+    blink_every_s: float = 0.0,
+    pso: bool = True,
+    seed: int = 0,
+    geometry: ScreenGeometry | None = None,
+) -> SyntheticGaze:
+    """Simulate gaze: fixations with white noise, main-sequence saccades, PSOs and blinks.
+
+    Fully vectorized so that multi-million-sample recordings are cheap to build. Saccades follow
+    a raised-cosine velocity profile with duration ``2.2 * amplitude_deg + 21`` ms (Carpenter's
+    main sequence), PSOs are a damped oscillation of 20 ms after some saccades, and blinks are
+    150 ms runs of NaN.
+
+    Parameters
+    ----------
+    duration_s : float
+        Length of the recording in seconds.
+    sampling_rate_hz : float
+        Sampling rate.
+    noise_px : float
+        SD of the white position noise during fixations, in pixels.
+    blink_every_s : float
+        Mean time between blinks (0 disables them).
+    pso : bool
+        Whether saccades end with a PSO.
+    seed : int
+        Random seed.
+    geometry : ScreenGeometry, optional
+        Screen (default: the Lund set-up).
+
+    Returns
+    -------
+    SyntheticGaze
+        Samples and true labels (codes of ``SAMPLE_LABELS``).
+    """
+    geom = geometry or ScreenGeometry.lund2013()
+    rng = np.random.default_rng(seed)
+    dt_s = 1.0 / sampling_rate_hz
+    n = round(duration_s * sampling_rate_hz)
+    t_us = np.round(np.arange(n) * dt_s * 1e6).astype(np.int64) + 1_000_000
+    # Event plan: alternate fixation (150-400 ms) and saccade (+ optional PSO of 20 ms).
+    n_ev = int(duration_s / 0.25) + 4
+    fix_ms = rng.uniform(150.0, 400.0, n_ev)
+    amp_px = rng.uniform(60.0, 300.0, n_ev)
+    ang = rng.uniform(0, 2 * np.pi, n_ev)
+    sac_ms = 2.2 * (amp_px * geom.deg_per_px) + 21.0
+    pso_ms = np.full(n_ev, 20.0 if pso else 0.0)
+    # Sample counts per segment (at least 2 samples for a saccade, even at 60 Hz).
+    nf = np.maximum(np.round(fix_ms / 1000 / dt_s).astype(int), 1)
+    ns = np.maximum(np.round(sac_ms / 1000 / dt_s).astype(int), 2)
+    npso = np.round(pso_ms / 1000 / dt_s).astype(int)
+    seg_len = np.stack([nf, ns, npso], axis=1).ravel()
+    seg_lab = np.tile(np.array([0, 1, 2], dtype=np.int8), n_ev)
+    seg_id = np.repeat(np.arange(seg_len.size), seg_len)[:n]
+    labels = seg_lab[seg_id]
+    # Fixation targets: a random walk kept on screen by reflecting into the central 80 %.
+    w, h = geom.screen_width_px, geom.screen_height_px
+    steps_x = np.cos(ang) * amp_px
+    steps_y = np.sin(ang) * amp_px
+    tx = np.cumsum(steps_x) + w / 2
+    ty = np.cumsum(steps_y) + h / 2
+    lo_x, hi_x, lo_y, hi_y = 0.1 * w, 0.9 * w, 0.1 * h, 0.9 * h
+    tx = lo_x + np.abs(np.mod(tx - lo_x, 2 * (hi_x - lo_x)) - (hi_x - lo_x))
+    ty = lo_y + np.abs(np.mod(ty - lo_y, 2 * (hi_y - lo_y)) - (hi_y - lo_y))
+    fx = np.concatenate(([w / 2], tx))
+    fy = np.concatenate(([h / 2], ty))
+    ev = seg_id // 3
+    kind = seg_id % 3
+    seg_start = np.concatenate(([0], np.cumsum(seg_len)))[seg_id]
+    pos_in = np.arange(n) - seg_start
+    frac = (pos_in + 1) / seg_len[seg_id]
+    # Raised-cosine velocity integrates to this smooth position profile.
+    prog = np.where(kind == 1, frac - np.sin(2 * np.pi * frac) / (2 * np.pi), 1.0)
+    prog = np.where(kind == 0, 0.0, prog)
+    from_x = np.where(kind == 0, fx[ev], fx[ev])
+    to_x = fx[ev + 1]
+    from_y = fy[ev]
+    to_y = fy[ev + 1]
+    x = from_x + (to_x - from_x) * prog
+    y = from_y + (to_y - from_y) * prog
+    # PSO: damped oscillation along the saccade direction (overshoot then settle).
+    ts = pos_in * dt_s
+    osc = np.where(kind == 2, np.exp(-ts / 0.006) * np.sin(2 * np.pi * 45.0 * ts + np.pi / 2), 0.0)
+    amp_here = np.hypot(to_x - from_x, to_y - from_y)
+    ux = np.where(amp_here > 0, (to_x - from_x) / np.maximum(amp_here, 1e-9), 0.0)
+    uy = np.where(amp_here > 0, (to_y - from_y) / np.maximum(amp_here, 1e-9), 0.0)
+    osc_px = osc * 0.08 * amp_here
+    x = x + ux * osc_px
+    y = y + uy * osc_px
+    x = x + rng.normal(0.0, noise_px, n)
+    y = y + rng.normal(0.0, noise_px, n)
+    if blink_every_s > 0:
+        n_bl = int(duration_s / blink_every_s)
+        blen = round(0.15 / dt_s)
+        fix_idx = np.flatnonzero(labels == 0)
+        if n_bl and fix_idx.size > blen * 4:
+            centres = np.sort(rng.choice(fix_idx[blen:-blen], size=n_bl, replace=False))
+            mark = np.zeros(n + 1, dtype=np.int64)
+            np.add.at(mark, np.clip(centres - blen // 2, 0, n), 1)
+            np.add.at(mark, np.clip(centres - blen // 2 + blen, 0, n), -1)
+            blink = np.cumsum(mark[:-1]) > 0
+            x[blink] = np.nan
+            y[blink] = np.nan
+            labels = np.where(blink, np.int8(3), labels)
+    return SyntheticGaze(t_us, x, y, labels.astype(np.int8), geom)

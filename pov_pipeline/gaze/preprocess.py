@@ -196,7 +196,12 @@ def moving_median(x: npt.ArrayLike, window_samples: int = 3) -> FloatArray:
         out[1:-1] = np.maximum(np.minimum(p, c), np.minimum(np.maximum(p, c), n))
         bad = np.flatnonzero(np.isnan(out[1:-1])) + 1
         if bad.size:
-            out[bad] = _nanmedian_rows(np.stack([a[bad - 1], a[bad], a[bad + 1]], axis=1))
+            # With at most two valid values out of three, the median of the valid ones is their mean.
+            rows = np.stack([a[bad - 1], a[bad], a[bad + 1]], axis=1)
+            valid = ~np.isnan(rows)
+            cnt = valid.sum(axis=1)
+            total = np.where(valid, rows, 0.0).sum(axis=1)
+            out[bad] = np.where(cnt > 0, total / np.maximum(cnt, 1), np.nan)
     else:
         windows = np.lib.stride_tricks.sliding_window_view(a, window_samples)
         out[half:-half] = _nanmedian_rows(windows)
@@ -283,7 +288,7 @@ def velocity_deg_s(
     Returns
     -------
     numpy.ndarray
-        Speed in degrees per second; NaN where an end of the window is lost.
+        Speed in degrees per second; NaN where the sample or an end of its window is lost.
     """
     t = np.asarray(t_us, dtype=np.float64)
     x = np.asarray(x_deg, dtype=np.float64)
@@ -299,4 +304,6 @@ def velocity_deg_s(
     with np.errstate(invalid="ignore", divide="ignore"):
         v = np.hypot(x[hi] - x[lo], y[hi] - y[lo]) / dt_s
     v[dt_s <= 0] = np.nan
+    # A lost sample has no speed even when both window ends are valid.
+    v[np.isnan(x) | np.isnan(y)] = np.nan
     return v
