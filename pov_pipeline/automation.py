@@ -59,6 +59,8 @@ def scan_landing(landing_dir: Path) -> LandingScan:
     with os.scandir(landing_dir) as entries:
         names = sorted(entry.name for entry in entries if entry.is_dir(follow_symlinks=False))
     for name in names:
+        if name.startswith("."):
+            continue  # a delivery still being written (e.g. ".p001.partial") or a hidden file
         if not PARTICIPANT_ID_PATTERN.fullmatch(name):
             scan.invalid[name] = "participant id must match ^[A-Za-z0-9_-]{1,64}$"
             continue
