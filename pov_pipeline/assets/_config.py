@@ -1,6 +1,5 @@
 """Dagster ``Config`` classes derived from the pure layer's parameter dataclasses."""
 
-from __future__ import annotations
 
 import dataclasses
 import typing

@@ -4,7 +4,6 @@ Encoders are the most expensive step, so the pure layer keeps a content-addresse
 ``<lake>/cache/features/``: unchanged stimuli cost no forward pass on re-materialization.
 """
 
-from __future__ import annotations
 
 import pandas as pd
 import pyarrow as pa

@@ -4,7 +4,6 @@ Each asset reads its upstream tables, calls one pure function of ``pov_pipeline.
 participant (geometry differs between sessions) and returns a table with metadata.
 """
 
-from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
@@ -177,7 +176,7 @@ def gaze_quality(config: QualityConfig, raw_gaze: pd.DataFrame, sessions: pd.Dat
     flagged_pct = 100.0 * float(flagged.mean()) if len(flagged) else 0.0
     yield AssetCheckResult(
         check_name="trial_quality_within_thresholds",
-        passed=flagged_pct <= 10.0,
+        passed=bool(flagged_pct <= 10.0),
         severity=AssetCheckSeverity.WARN,
         metadata={"trials_with_warnings_pct": round(flagged_pct, 2), "by_warning": MetadataValue.json(summary)},
     )

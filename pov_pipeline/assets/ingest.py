@@ -1,6 +1,5 @@
 """Ingest assets: each participant's raw gaze and responses, read from ``landing/<id>/``."""
 
-from __future__ import annotations
 
 import hashlib
 import json
@@ -61,7 +60,7 @@ def _check_results(samples: pa.Table, reports: dict[str, dict], config: RawGazeC
     non_monotonic = int((dt <= 0).sum())
     yield AssetCheckResult(
         check_name="timestamps_monotonic",
-        passed=non_monotonic == 0,
+        passed=bool(non_monotonic == 0),
         metadata={"non_increasing_steps": non_monotonic},
     )
 
@@ -79,7 +78,7 @@ def _check_results(samples: pa.Table, reports: dict[str, dict], config: RawGazeC
     worst = max(mismatches.values(), default=0.0)
     yield AssetCheckResult(
         check_name="sampling_rate_regular",
-        passed=worst <= config.max_sampling_rate_mismatch_pct and irregular <= 5.0,
+        passed=bool(worst <= config.max_sampling_rate_mismatch_pct and irregular <= 5.0),
         severity=AssetCheckSeverity.WARN,
         metadata={
             "declared_vs_measured_mismatch_pct": MetadataValue.json(mismatches),
@@ -90,7 +89,7 @@ def _check_results(samples: pa.Table, reports: dict[str, dict], config: RawGazeC
     loss_pct = 100.0 * (1.0 - frame["valid"].mean()) if len(frame) else 100.0
     yield AssetCheckResult(
         check_name="track_loss_ratio",
-        passed=loss_pct <= config.max_track_loss_pct,
+        passed=bool(loss_pct <= config.max_track_loss_pct),
         severity=AssetCheckSeverity.WARN,
         metadata={"track_loss_pct": round(float(loss_pct), 3), "threshold_pct": config.max_track_loss_pct},
     )

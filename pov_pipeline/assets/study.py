@@ -1,6 +1,5 @@
 """Study-design assets: the stimuli and their areas of interest."""
 
-from __future__ import annotations
 
 import pyarrow as pa
 from dagster import AssetExecutionContext, MetadataValue, Output, asset
