@@ -8,6 +8,7 @@ name the line a lab has to fix.
 
 from __future__ import annotations
 
+import codecs
 import os
 from dataclasses import dataclass, field
 from os import PathLike
@@ -47,6 +48,10 @@ class LineFile:
         ``"utf-8"`` or ``"latin-1"`` (the fallback for files that are not valid UTF-8).
     notes:
         Human-readable remarks about repairs made while reading (for the reader's report).
+    data:
+        The normalised file content (UTF-8, ``\n`` line ends), for parsers that want bytes.
+    line_starts:
+        Byte offset of each line in ``data``.
     """
 
     path: Path
@@ -56,6 +61,8 @@ class LineFile:
     ends_with_newline: bool
     encoding: str
     notes: list[str] = field(default_factory=list)
+    data: bytes = b""
+    line_starts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     @property
     def n_lines(self) -> int:
@@ -79,6 +86,18 @@ def check_size(path: Path, max_bytes: int) -> int:
     return size
 
 
+def _is_utf8(data: bytes, chunk_bytes: int = 1 << 24) -> bool:
+    """Validate UTF-8 in chunks, so a 2 GB file is not decoded into a 2 GB ``str`` just to check it."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    view = memoryview(data)
+    try:
+        for start in range(0, len(data), chunk_bytes):
+            decoder.decode(view[start : start + chunk_bytes], final=start + chunk_bytes >= len(data))
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def read_lines(path: str | PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTES) -> LineFile:
     """Read ``path`` into a :class:`LineFile`.
 
@@ -100,12 +119,14 @@ def read_lines(path: str | PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTES)
     encoding = "utf-8"
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
+    if not _is_utf8(data):
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            bad_at = exc.start
+        line = data.count(b"\n", 0, bad_at) + 1
         notes.append(
-            f"not valid UTF-8 (first bad byte 0x{data[exc.start]:02x} on line {line}); decoded as latin-1"
+            f"not valid UTF-8 (first bad byte 0x{data[bad_at]:02x} on line {line}); decoded as latin-1"
         )
         data = data.decode("latin-1").encode("utf-8")
         encoding = "latin-1"
@@ -136,7 +157,7 @@ def read_lines(path: str | PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTES)
     nonempty = ends > starts
     first_byte = np.zeros(n_lines, dtype=np.uint8)
     first_byte[nonempty] = raw[starts[nonempty]]
-    return LineFile(path, lines, first_byte, n_bytes, ends_with_newline, encoding, notes)
+    return LineFile(path, lines, first_byte, n_bytes, ends_with_newline, encoding, notes, data, starts)
 
 
 def parse_numbers(
@@ -175,30 +196,43 @@ def parse_numbers(
     """
     if isinstance(tokens, pa.ChunkedArray):
         tokens = tokens.combine_chunks()
-    if null_tokens:
-        is_null = pc.is_in(tokens, value_set=pa.array(list(null_tokens), tokens.type))
-        if pc.any(is_null).as_py():
-            tokens = pc.if_else(is_null, pa.scalar(None, tokens.type), tokens)
-    if decimal_comma:
-        tokens = pc.replace_substring(tokens, ",", ".")
     try:
-        values = pc.cast(tokens, pa.float64())
+        return _cast_numbers(tokens, null_tokens, decimal_comma)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    # Slow path: surrounding whitespace or quotes, or a genuinely bad token to report.
+    tokens = unquote(tokens)
+    try:
+        return _cast_numbers(tokens, null_tokens, decimal_comma)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        if null_tokens:
+            is_null = pc.is_in(tokens, value_set=pa.array(list(null_tokens), tokens.type))
+            tokens = pc.if_else(is_null, pa.scalar(None, tokens.type), tokens)
+        if decimal_comma:
+            tokens = pc.replace_substring(tokens, ",", ".")
         good = pc.fill_null(pc.match_substring_regex(tokens, _NUMBER_RE), True)
         bad = np.flatnonzero(~good.to_numpy(zero_copy_only=False))
         index = int(bad[0]) if len(bad) else 0
         raise GazeFormatError(
             path, expected, tokens[index].as_py(), line=int(line_numbers[index]), column=column
         ) from None
+
+
+def _cast_numbers(tokens: pa.Array, null_tokens: tuple[str, ...], decimal_comma: bool) -> np.ndarray:
+    if null_tokens:
+        is_null = pc.is_in(tokens, value_set=pa.array(list(null_tokens), tokens.type))
+        if pc.any(is_null).as_py():
+            tokens = pc.if_else(is_null, pa.scalar(None, tokens.type), tokens)
+    if decimal_comma:
+        tokens = pc.replace_substring(tokens, ",", ".")
+    values = pc.cast(tokens, pa.float64())
     return values.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
-
-
-def split_fields(lines: pa.Array, delimiter: str) -> pa.ListArray:
-    """Split each line on ``delimiter`` (no quoting rules; see :func:`unquote`)."""
-    return pc.split_pattern(lines, pattern=delimiter)
 
 
 def unquote(tokens: pa.Array) -> pa.Array:
     """Trim whitespace and one pair of surrounding double quotes from each token."""
     tokens = pc.utf8_trim_whitespace(tokens)
+    # The regex pass is the slow one; most exports quote nothing.
+    if not pc.any(pc.starts_with(tokens, '"')).as_py():
+        return tokens
     return pc.replace_substring_regex(tokens, pattern=r'^"(.*)"$', replacement=r"\1")
