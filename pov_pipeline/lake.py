@@ -105,6 +105,8 @@ def to_arrow(data: pa.Table | pd.DataFrame, schema: pa.Schema | None = None) -> 
     same rows always give the same file.
     """
     if isinstance(data, pd.DataFrame):
+        if schema is not None and data.empty and len(data.columns) == 0:
+            return schema.empty_table()
         if schema is not None:
             missing = [name for name in schema.names if name not in data.columns]
             if missing:

@@ -110,6 +110,97 @@ SESSIONS = pa.schema(
     ]
 )
 
+def _schema(*columns: tuple[str, pa.DataType]) -> pa.Schema:
+    return pa.schema(list(columns))
+
+
+_S, _I32, _I64, _F64, _B = pa.string(), pa.int32(), pa.int64(), pa.float64(), pa.bool_()
+_TRIAL_KEY = (("participant", _S), ("trial", _I32), ("stimulus_id", _S))
+
+#: Event columns shared by ``gaze_events``, ``fixations`` and ``aoi_hits`` (times on the tracker
+#: clock in ms; ``start_index``/``end_index`` index the trial's samples, inclusive).
+_EVENT_COLUMNS = (
+    ("eye", _S),
+    ("event_index", _I32),
+    ("event", _S),
+    ("onset_ms", _F64),
+    ("offset_ms", _F64),
+    ("duration_ms", _F64),
+    ("start_index", _I64),
+    ("end_index", _I64),
+    ("n_samples", _I64),
+    ("x_px", _F64),
+    ("y_px", _F64),
+    ("x_deg", _F64),
+    ("y_deg", _F64),
+    ("dispersion_deg", _F64),
+    ("amplitude_deg", _F64),
+    ("peak_velocity_deg_s", _F64),
+    ("start_x_px", _F64),
+    ("start_y_px", _F64),
+    ("end_x_px", _F64),
+    ("end_y_px", _F64),
+    ("onset_in_trial_ms", _F64),
+)
+
+GAZE_EVENTS = _schema(*_TRIAL_KEY, *_EVENT_COLUMNS)
+SAMPLE_LABELS_TABLE = _schema(*_TRIAL_KEY, ("t_us", _I64), ("eye", _S), ("label", _S))
+FIXATIONS = _schema(*_TRIAL_KEY, *_EVENT_COLUMNS, ("fixation_index", _I32))
+AOI_HITS = _schema(
+    *FIXATIONS, ("aoi_id", _S), ("aoi_kind", _S), ("distance_deg", _F64), ("n_candidates", _I32)
+)
+AOI_DWELL = _schema(
+    *_TRIAL_KEY,
+    ("aoi_id", _S),
+    ("aoi_kind", _S),
+    ("time_to_first_fixation_ms", _F64),
+    ("first_fixation_duration_ms", _F64),
+    ("dwell_time_ms", _F64),
+    ("dwell_share", _F64),
+    ("fixation_count", _I32),
+    ("visit_count", _I32),
+    ("revisit_count", _I32),
+)
+AOI_SEQUENCES = _schema(
+    *_TRIAL_KEY,
+    ("sequence", pa.list_(_S)),
+    ("dwell_ms", pa.list_(_F64)),
+    ("n_fixations", _I32),
+    ("n_elements", _I32),
+    ("n_distinct_aois", _I32),
+    ("stationary_entropy_bits", _F64),
+    ("transition_entropy_bits", _F64),
+    ("stationary_entropy_norm", _F64),
+    ("transition_entropy_norm", _F64),
+)
+TRANSITIONS = _schema(*_TRIAL_KEY, ("from_aoi", _S), ("to_aoi", _S), ("count", _I32), ("prob", _F64))
+GAZE_QUALITY = _schema(
+    ("participant", _S),
+    ("trial", _I32),
+    ("eye", _S),
+    ("stimulus_id", _S),
+    ("n_samples", _I64),
+    ("n_valid", _I64),
+    ("duration_ms", _F64),
+    ("track_loss_pct", _F64),
+    ("off_screen_pct", _F64),
+    ("precision_rms_s2s_deg", _F64),
+    ("precision_std_deg", _F64),
+    ("n_precision_windows", _I64),
+    ("nominal_sampling_rate_hz", _F64),
+    ("effective_sampling_rate_hz", _F64),
+    ("flag_track_loss", _B),
+    ("flag_precision_rms", _B),
+    ("flag_precision_std", _B),
+    ("flag_off_screen", _B),
+    ("flag_low_effective_rate", _B),
+    ("flag_rate_mismatch", _B),
+    ("flag_too_few_samples", _B),
+    ("flag_no_precision", _B),
+    ("flag_any", _B),
+    ("flags", _S),
+)
+
 #: Tables whose schema is fixed here; the IO manager casts them on write. Tables of later
 #: stages register their schemas next to the code that builds them.
 TABLE_SCHEMAS: dict[str, pa.Schema] = {
@@ -118,4 +209,12 @@ TABLE_SCHEMAS: dict[str, pa.Schema] = {
     "raw_gaze": RAW_GAZE,
     "responses": RESPONSES,
     "sessions": SESSIONS,
+    "gaze_events": GAZE_EVENTS,
+    "sample_labels": SAMPLE_LABELS_TABLE,
+    "fixations": FIXATIONS,
+    "aoi_hits": AOI_HITS,
+    "aoi_dwell": AOI_DWELL,
+    "aoi_sequences": AOI_SEQUENCES,
+    "transitions": TRANSITIONS,
+    "gaze_quality": GAZE_QUALITY,
 }
