@@ -7,7 +7,7 @@ import os
 from dagster import Definitions, load_asset_checks_from_modules, load_assets_from_modules
 
 from pov_pipeline import assets as _assets_pkg  # noqa: F401  (documents where assets live)
-from pov_pipeline.assets import features, gaze, ingest, study
+from pov_pipeline.assets import features, gaze, ingest, models, study, truth
 from pov_pipeline.automation import participants_sensor, retrain_schedule
 from pov_pipeline.jobs import participant_job, study_job, training_job
 from pov_pipeline.lake import ParquetLakeIOManager, default_lake_dir
@@ -15,7 +15,7 @@ from pov_pipeline.resources import LakeResource
 
 os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
 
-ASSET_MODULES = [study, ingest, gaze, features]
+ASSET_MODULES = [study, ingest, truth, gaze, features, models]
 
 
 def build_definitions(lake_dir: str | None = None) -> Definitions:

@@ -20,7 +20,7 @@ from dagster._core.storage.tags import (
 from pov_pipeline.assets.ingest import participant_fingerprint
 from pov_pipeline.ingest.study import study_fingerprint
 from pov_pipeline.automation import scan_landing, trained_participants
-from pov_pipeline.jobs import LAST_PARTICIPANT_ASSET, TRAINING_ENTRY_ASSET
+from pov_pipeline.jobs import TRAINING_ENTRY_ASSET
 from pov_pipeline.lake import LakePaths
 from pov_pipeline.partitions import participants_partitions
 
@@ -121,15 +121,20 @@ def materialize_pipeline(
     else:
         progress("[1/3] study: up to date, skipped")
 
+    # A participant is up to date when every per-participant asset has a materialization for it
+    # and its delivered files still have the fingerprint recorded by raw_gaze.
+    participant_assets = defs.resolve_job_def("participant_job").asset_layer.selected_asset_keys
+    complete = set(scan.ready)
+    for key in participant_assets:
+        complete &= set(instance.get_materialized_partitions(key))
     stale: set[str] = set()
     for participant in scan.ready:
-        if force or run.study_rebuilt:
+        if force or run.study_rebuilt or participant not in complete:
             stale.add(participant)
             continue
         meta = _latest_metadata(instance, "raw_gaze", participant)
-        done = _latest_metadata(instance, LAST_PARTICIPANT_ASSET, participant)
         fingerprint = participant_fingerprint(paths.landing / participant)
-        if meta is None or done is None or meta.get("input_fingerprints", {}).get(participant) != fingerprint:
+        if meta is None or meta.get("input_fingerprints", {}).get(participant) != fingerprint:
             stale.add(participant)
     run.participants_run = sorted(stale)
     if stale:

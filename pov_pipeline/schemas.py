@@ -201,6 +201,10 @@ GAZE_QUALITY = _schema(
     ("flags", _S),
 )
 
+TRUTH_TRIALS = _schema(
+    *_TRIAL_KEY, ("p_yes", _F64), ("p_no", _F64), ("p_unsure", _F64)
+)
+
 #: Tables whose schema is fixed here; the IO manager casts them on write. Tables of later
 #: stages register their schemas next to the code that builds them.
 TABLE_SCHEMAS: dict[str, pa.Schema] = {
@@ -217,4 +221,5 @@ TABLE_SCHEMAS: dict[str, pa.Schema] = {
     "aoi_sequences": AOI_SEQUENCES,
     "transitions": TRANSITIONS,
     "gaze_quality": GAZE_QUALITY,
+    "truth_trials": TRUTH_TRIALS,
 }
