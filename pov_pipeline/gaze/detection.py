@@ -22,7 +22,7 @@ their unit.
 
 from __future__ import annotations
 
-import itertools
+import functools
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
@@ -33,10 +33,12 @@ from scipy.ndimage import maximum_filter1d, minimum_filter1d
 
 from pov_pipeline.gaze.geometry import ScreenGeometry
 from pov_pipeline.gaze.preprocess import (
-    estimate_sampling_rate_hz,
-    fill_gaps,
+    concat_ranges,
+    fill_gaps_inplace,
     moving_median,
     nan_runs,
+    sample_interval_us,
+    sampling_rate_from_intervals_hz,
     savitzky_golay,
     select_eye,
     velocity_deg_s,
@@ -249,7 +251,7 @@ class DetectionResult:
 
 
 # --------------------------------------------------------------------------------------------
-# Run-length helpers
+# Run-length and interval helpers
 # --------------------------------------------------------------------------------------------
 
 
@@ -259,37 +261,98 @@ def runs(labels: npt.ArrayLike) -> tuple[IntArray, IntArray, npt.NDArray[Any]]:
     if a.size == 0:
         empty = np.zeros(0, dtype=np.intp)
         return empty, empty, a[:0]
-    change = np.flatnonzero(a[1:] != a[:-1]) + 1
-    starts = np.concatenate(([0], change))
-    ends = np.concatenate((change, [a.size]))
+    change = np.flatnonzero(a[1:] != a[:-1])
+    starts = np.empty(change.size + 1, dtype=np.intp)
+    starts[0] = 0
+    np.add(change, 1, out=starts[1:])
+    ends = np.empty_like(starts)
+    ends[:-1] = starts[1:]
+    ends[-1] = a.size
     return starts, ends, a[starts]
+
+
+def _merge_intervals(n: int, starts: npt.ArrayLike, ends: npt.ArrayLike) -> tuple[IntArray, IntArray]:
+    """The runs of the union of half-open intervals ``[start, end)`` clipped to ``[0, n)``.
+
+    Overlapping or touching intervals become one run, exactly as ``runs(_interval_mask(...))``
+    would report them, but in time proportional to the number of intervals, not samples.
+    """
+    # np.minimum/np.maximum rather than np.clip, whose Python wrapper costs more than the work.
+    s = np.minimum(np.maximum(np.asarray(starts, dtype=np.intp), 0), n)
+    e = np.minimum(np.maximum(np.asarray(ends, dtype=np.intp), 0), n)
+    keep = e > s
+    if not keep.all():
+        s, e = s[keep], e[keep]
+    if s.size < 2:
+        return s, e
+    if np.any(s[1:] < s[:-1]):
+        order = np.argsort(s, kind="stable")
+        s, e = s[order], e[order]
+    reach = np.maximum.accumulate(e)
+    head = np.ones(s.size, dtype=bool)
+    head[1:] = s[1:] > reach[:-1]
+    first = np.flatnonzero(head)
+    last = np.append(first[1:] - 1, s.size - 1)
+    return s[first], reach[last]
 
 
 def _interval_mask(n: int, starts: npt.ArrayLike, ends: npt.ArrayLike) -> npt.NDArray[np.bool_]:
     """Boolean mask covering the half-open intervals ``[start, end)`` (they may overlap)."""
-    s = np.clip(np.asarray(starts, dtype=np.intp), 0, n)
-    e = np.clip(np.asarray(ends, dtype=np.intp), 0, n)
-    keep = e > s
-    marks = np.zeros(n + 1, dtype=np.int32)
-    np.add.at(marks, s[keep], 1)
-    np.add.at(marks, e[keep], -1)
-    return np.cumsum(marks[:-1]) > 0
+    mask = np.zeros(n, dtype=bool)
+    mask[concat_ranges(*_merge_intervals(n, starts, ends))] = True
+    return mask
+
+
+def _paint(lab: npt.NDArray[np.int8], starts: npt.ArrayLike, ends: npt.ArrayLike, code: np.int8) -> None:
+    """Set ``lab`` to ``code`` on the intervals ``[start, end)`` (touching only those samples)."""
+    lab[concat_ranges(*_merge_intervals(lab.size, starts, ends))] = code
 
 
 def _run_durations_ms(t_us: FloatArray, starts: IntArray, ends: IntArray, dt_us: float) -> FloatArray:
     """Duration of runs ``[start, end)``: time from the first sample to the sample after the last."""
-    t_after = np.append(t_us, t_us[-1] + dt_us)
-    return (t_after[ends] - t_us[starts]) / 1000.0
-
-
-def _dt_us(t_us: FloatArray) -> float:
-    rate = estimate_sampling_rate_hz(t_us)
-    return 1e6 / rate if np.isfinite(rate) else 1000.0
+    n = t_us.size
+    t_after = np.where(ends < n, t_us[np.minimum(ends, n - 1)], t_us[-1] + dt_us)
+    return (t_after - t_us[starts]) / 1000.0
 
 
 def _samples(duration_ms: float, dt_us: float) -> int:
     """Number of samples spanning ``duration_ms`` (at least one)."""
     return max(1, round(duration_ms * 1000.0 / dt_us))
+
+
+def _px_to_deg(geometry: ScreenGeometry, x_px: FloatArray, y_px: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """:meth:`ScreenGeometry.px_to_deg` with the same arithmetic, done in place on one buffer each.
+
+    Fresh temporaries cost as much as the arithmetic on multi-million-sample recordings.
+    """
+    out = []
+    for a, centre, pitch in (
+        (x_px, 0.5 * geometry.screen_width_px, geometry.mm_per_px_x),
+        (y_px, 0.5 * geometry.screen_height_px, geometry.mm_per_px_y),
+    ):
+        d = np.subtract(a, centre)
+        d *= pitch / geometry.viewing_distance_mm
+        np.arctan(d, out=d)
+        np.degrees(d, out=d)
+        out.append(d)
+    return out[0], out[1]
+
+
+def _norm_inplace(a: FloatArray, b: FloatArray) -> FloatArray:
+    """``sqrt(a**2 + b**2)`` into ``a`` (``b`` is overwritten too); much faster than np.hypot."""
+    np.multiply(a, a, out=a)
+    np.multiply(b, b, out=b)
+    a += b
+    return np.sqrt(a, out=a)
+
+
+def _next_in_runs(rs: IntArray, re: IntArray, pos: IntArray, n: int) -> IntArray:
+    """First index ``>= pos`` inside one of the sorted runs ``[rs, re)``; ``n`` when none."""
+    j = np.searchsorted(re, pos, side="right")
+    inside = j < rs.size
+    out = np.full(pos.size, n, dtype=np.intp)
+    out[inside] = np.maximum(rs[j[inside]], pos[inside])
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -329,72 +392,105 @@ def build_events(
     t = np.asarray(t_us, dtype=np.float64)
     x = np.asarray(x_px, dtype=np.float64)
     y = np.asarray(y_px, dtype=np.float64)
-    n = lab.size
-    if n == 0:
+    if lab.size == 0:
         return _empty_events()
-    starts, ends, codes = runs(lab)
-    keep = codes != UNCLASSIFIED
-    starts, ends, codes = starts[keep], ends[keep], codes[keep]
-    if starts.size == 0:
-        return _empty_events()
-    dt = _dt_us(t)
-    xd, yd = geometry.px_to_deg(x, y)
-    ok = np.isfinite(xd) & np.isfinite(yd)
-    # reduceat sums over [start_i, start_{i+1}); the unclassified gaps removed above must not leak
-    # into a neighbour, so sums are computed over all runs and then selected.
-    all_starts, _, all_codes = runs(lab)
-    sel = np.flatnonzero(all_codes != UNCLASSIFIED)
-    cnt = np.add.reduceat(ok.astype(np.int64), all_starts)[sel]
+    dt = sample_interval_us(t)
+    dt = dt if np.isfinite(dt) else 1000.0
+    v = None if speed_deg_s is None else np.asarray(speed_deg_s, dtype=np.float64)
+    cols = _event_columns(lab, t, x, y, None, geometry, v, dt)
+    return _empty_events() if cols is None else pd.DataFrame(cols)
+
+
+def _event_columns(
+    lab: npt.NDArray[np.int8],
+    t: FloatArray,
+    x: FloatArray,
+    y: FloatArray,
+    deg: tuple[FloatArray, FloatArray] | None,
+    geometry: ScreenGeometry,
+    v: FloatArray | None,
+    dt: float,
+) -> dict[str, npt.NDArray[Any]] | None:
+    """Columns of the events table (``None`` when there is no event).
+
+    ``deg`` may hold the degree positions a detector already computed; they need only be right
+    where ``x`` and ``y`` are both finite, since the other samples are excluded from every column.
+    """
+    starts_all, ends_all, codes_all = runs(lab)
+    sel = np.flatnonzero(codes_all != UNCLASSIFIED)
+    if sel.size == 0:
+        return None
+    xd, yd = _px_to_deg(geometry, x, y) if deg is None else deg
+    bad = np.isnan(x)
+    bad |= np.isnan(y)
+    bad_idx = np.flatnonzero(bad)
+    # Runs holding a lost sample are reduced again over their valid samples only; the others
+    # (nearly all) are reduced straight from the signal, without masked copies of it.
+    run_of_bad = np.searchsorted(starts_all, bad_idx, side="right") - 1
+    n_bad = np.bincount(run_of_bad, minlength=starts_all.size)
+    cnt_all = (ends_all - starts_all) - n_bad
+    dirty = np.flatnonzero(n_bad > 0)
+    if dirty.size:
+        d_idx = concat_ranges(starts_all[dirty], ends_all[dirty])
+        d_ok = ~bad[d_idx]
+        d_len = ends_all[dirty] - starts_all[dirty]
+        d_starts = np.cumsum(d_len) - d_len
 
     def mean_of(a: FloatArray) -> FloatArray:
-        total = np.add.reduceat(np.where(ok, a, 0.0), all_starts)[sel]
+        total = np.add.reduceat(a, starts_all)
+        if dirty.size:
+            total[dirty] = np.add.reduceat(np.where(d_ok, a[d_idx], 0.0), d_starts)
+        total = total[sel]
+        cnt = cnt_all[sel]
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(cnt > 0, total / np.maximum(cnt, 1), np.nan)
 
     def span_of(a: FloatArray) -> FloatArray:
-        hi = np.fmax.reduceat(np.where(ok, a, np.nan), all_starts)[sel]
-        lo = np.fmin.reduceat(np.where(ok, a, np.nan), all_starts)[sel]
-        return hi - lo
+        hi = np.maximum.reduceat(a, starts_all)
+        lo = np.minimum.reduceat(a, starts_all)
+        if dirty.size:
+            masked = np.where(d_ok, a[d_idx], np.nan)
+            hi[dirty] = np.fmax.reduceat(masked, d_starts)
+            lo[dirty] = np.fmin.reduceat(masked, d_starts)
+        return hi[sel] - lo[sel]
 
+    starts, ends, codes = starts_all[sel], ends_all[sel], codes_all[sel]
     last = ends - 1
     sx, sy, ex, ey = x[starts], y[starts], x[last], y[last]
-    exd, eyd = xd[last], yd[last]
+    ok_last = ~bad[last]
+    exd = np.where(ok_last, xd[last], np.nan)
+    eyd = np.where(ok_last, yd[last], np.nan)
     # Amplitude is the displacement the event made: from the sample before it (where the eye
     # was when it set off) to its last sample.
     before = np.maximum(starts - 1, 0)
-    use_before = (starts > 0) & ok[before]
-    sxd = np.where(use_before, xd[before], xd[starts])
-    syd = np.where(use_before, yd[before], yd[starts])
-    if speed_deg_s is not None:
-        v = np.asarray(speed_deg_s, dtype=np.float64)
-        peak = np.fmax.reduceat(v, all_starts)[sel]
-    else:
-        peak = np.full(starts.size, np.nan)
+    use_before = (starts > 0) & ~bad[before]
+    first = np.where(use_before, before, starts)
+    ok_first = ~bad[first]
+    sxd = np.where(ok_first, xd[first], np.nan)
+    syd = np.where(ok_first, yd[first], np.nan)
+    peak = np.fmax.reduceat(v, starts_all)[sel] if v is not None else np.full(starts.size, np.nan)
     onset = t[starts] / 1000.0
-    offset = np.append(t, t[-1] + dt)[ends] / 1000.0
-    frame = pd.DataFrame(
-        {
-            "event": np.asarray(SAMPLE_LABELS, dtype=object)[codes],
-            "onset_ms": onset,
-            "offset_ms": offset,
-            "duration_ms": offset - onset,
-            "start_index": starts.astype(np.int64),
-            "end_index": last.astype(np.int64),
-            "n_samples": (ends - starts).astype(np.int64),
-            "x_px": mean_of(x),
-            "y_px": mean_of(y),
-            "x_deg": mean_of(xd),
-            "y_deg": mean_of(yd),
-            "dispersion_deg": span_of(xd) + span_of(yd),
-            "amplitude_deg": np.hypot(exd - sxd, eyd - syd),
-            "peak_velocity_deg_s": peak,
-            "start_x_px": sx,
-            "start_y_px": sy,
-            "end_x_px": ex,
-            "end_y_px": ey,
-        }
-    )
-    return frame
+    offset = np.where(ends < t.size, t[np.minimum(ends, t.size - 1)], t[-1] + dt) / 1000.0
+    return {
+        "event": np.asarray(SAMPLE_LABELS, dtype=object)[codes],
+        "onset_ms": onset,
+        "offset_ms": offset,
+        "duration_ms": offset - onset,
+        "start_index": starts.astype(np.int64),
+        "end_index": last.astype(np.int64),
+        "n_samples": (ends - starts).astype(np.int64),
+        "x_px": mean_of(x),
+        "y_px": mean_of(y),
+        "x_deg": mean_of(xd),
+        "y_deg": mean_of(yd),
+        "dispersion_deg": span_of(xd) + span_of(yd),
+        "amplitude_deg": np.hypot(exd - sxd, eyd - syd),
+        "peak_velocity_deg_s": peak,
+        "start_x_px": sx,
+        "start_y_px": sy,
+        "end_x_px": ex,
+        "end_y_px": ey,
+    }
 
 
 def _empty_events() -> pd.DataFrame:
@@ -406,21 +502,42 @@ def _empty_events() -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------------------------
+# Shared input of the detectors
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Signal:
+    """One recording as the detectors take it: float64 arrays plus what was measured once."""
+
+    t: FloatArray
+    x: FloatArray
+    y: FloatArray
+    dt_t: FloatArray  # np.diff(t)
+    rate_hz: float
+    dt: float  # sample interval in us (1000 when the rate is unknown)
+    deg: tuple[FloatArray, FloatArray] | None = None  # degree positions for the events table
+
+
+# --------------------------------------------------------------------------------------------
 # I-VT (Tobii, Olsen 2012)
 # --------------------------------------------------------------------------------------------
 
 
 def _ivt(
-    t: FloatArray, x_px: FloatArray, y_px: FloatArray, geometry: ScreenGeometry, p: IVTParams
+    sig: _Signal, geometry: ScreenGeometry, p: IVTParams
 ) -> tuple[npt.NDArray[np.int8], FloatArray, dict[str, Any]]:
-    dt = _dt_us(t)
-    xf, yf = fill_gaps(x_px, y_px, t, p.gap_fill_max_ms)
+    t, dt = sig.t, sig.dt
+    xf = sig.x.copy()
+    yf = sig.y.copy()
+    fill_gaps_inplace(xf, yf, t, p.gap_fill_max_ms, interval_us=dt)
     if p.noise_window_samples > 1:
         xf = moving_median(xf, p.noise_window_samples)
         yf = moving_median(yf, p.noise_window_samples)
-    xd, yd = geometry.px_to_deg(xf, yf)
-    v = velocity_deg_s(t, xd, yd, p.velocity_window_ms)
-    lost = np.isnan(xd) | np.isnan(yd)
+    xd, yd = _px_to_deg(geometry, xf, yf)
+    v = velocity_deg_s(t, xd, yd, p.velocity_window_ms, sampling_rate_hz=sig.rate_hz)
+    lost = np.isnan(xd)
+    lost |= np.isnan(yd)
     lab = np.where(v > p.velocity_threshold_deg_s, SACCADE, FIXATION).astype(np.int8)
     lab[np.isnan(v)] = UNCLASSIFIED
     lab[lost] = LOST
@@ -442,28 +559,30 @@ def _merge_fixations(
 ) -> npt.NDArray[np.int8]:
     """Relabel the gap between two fixations close in time and space as fixation."""
     starts, ends, codes = runs(lab)
-    fs, fe = starts[codes == FIXATION], ends[codes == FIXATION]
+    is_fix = codes == FIXATION
+    fs, fe = starts[is_fix], ends[is_fix]
     if fs.size < 2:
         return lab
-    cx = np.add.reduceat(xd, starts)[codes == FIXATION] / (fe - fs)
-    cy = np.add.reduceat(yd, starts)[codes == FIXATION] / (fe - fs)
-    gap_ms = (t[fs[1:]] - np.append(t, t[-1] + dt)[fe[:-1]]) / 1000.0
+    cx = np.add.reduceat(xd, starts)[is_fix] / (fe - fs)
+    cy = np.add.reduceat(yd, starts)[is_fix] / (fe - fs)
+    n = t.size
+    gap_ms = (t[fs[1:]] - np.where(fe[:-1] < n, t[np.minimum(fe[:-1], n - 1)], t[-1] + dt)) / 1000.0
     angle = np.hypot(np.diff(cx), np.diff(cy))
     ok = (gap_ms <= max_gap_ms) & (angle <= max_angle_deg)
-    out = lab.copy()
-    out[_interval_mask(lab.size, fe[:-1][ok], fs[1:][ok])] = FIXATION
-    return out
+    _paint(lab, fe[:-1][ok], fs[1:][ok], FIXATION)
+    return lab
 
 
 def _discard_short(
     lab: npt.NDArray[np.int8], t: FloatArray, dt: float, code: np.int8, min_ms: float
 ) -> npt.NDArray[np.int8]:
     starts, ends, codes = runs(lab)
+    is_code = codes == code
+    starts, ends = starts[is_code], ends[is_code]
     dur = _run_durations_ms(t, starts, ends, dt)
-    short = (codes == code) & (dur < min_ms - 1e-9)
-    out = lab.copy()
-    out[_interval_mask(lab.size, starts[short], ends[short])] = UNCLASSIFIED
-    return out
+    short = dur < min_ms - 1e-9
+    _paint(lab, starts[short], ends[short], UNCLASSIFIED)
+    return lab
 
 
 # --------------------------------------------------------------------------------------------
@@ -472,11 +591,15 @@ def _discard_short(
 
 
 def _idt(
-    t: FloatArray, x_px: FloatArray, y_px: FloatArray, geometry: ScreenGeometry, p: IDTParams
+    sig: _Signal, geometry: ScreenGeometry, p: IDTParams
 ) -> tuple[npt.NDArray[np.int8], FloatArray, dict[str, Any]]:
-    dt = _dt_us(t)
-    xf, yf = fill_gaps(x_px, y_px, t, p.gap_fill_max_ms)
-    xd, yd = geometry.px_to_deg(xf, yf)
+    t, dt = sig.t, sig.dt
+    xf = sig.x.copy()
+    yf = sig.y.copy()
+    fill_gaps_inplace(xf, yf, t, p.gap_fill_max_ms, interval_us=dt)
+    xd, yd = _px_to_deg(geometry, xf, yf)
+    # Filling leaves the valid samples as they were, so these degrees serve the events table.
+    sig.deg = (xd, yd)
     n = t.size
     lost = np.isnan(xd) | np.isnan(yd)
     lab = np.where(lost, LOST, SACCADE).astype(np.int8)
@@ -506,10 +629,9 @@ def _idt(
             fix_starts.append(s)
             fix_ends.append(e)
             i = e
-        lab[_interval_mask(n, fix_starts, fix_ends)] = FIXATION
+        _paint(lab, np.asarray(fix_starts, dtype=np.intp), np.asarray(fix_ends, dtype=np.intp), FIXATION)
     lab[lost] = LOST
-    xs, ys = geometry.px_to_deg(xf, yf)
-    v = velocity_deg_s(t, xs, ys, 20.0)
+    v = velocity_deg_s(t, xd, yd, 20.0, sampling_rate_hz=sig.rate_hz)
     # A window may cross a sub-threshold gap-filled stretch; keep durations honest anyway.
     lab = _discard_short(lab, t, dt, FIXATION, p.min_fixation_duration_ms)
     return lab, v, {"window_samples": w}
@@ -550,6 +672,46 @@ def _grow_window(xd: FloatArray, yd: FloatArray, s: int, e: int, thr: float) -> 
 _THRESHOLD_SAMPLE_CAP = 1 << 17
 
 
+def _strided_subset(a: FloatArray, keep: npt.NDArray[np.bool_] | None) -> FloatArray:
+    """``a[keep]`` thinned to at most ``_THRESHOLD_SAMPLE_CAP`` values by an even stride."""
+    if keep is None:
+        sub = a
+    else:
+        count = int(np.count_nonzero(keep))
+        if count == a.size:
+            sub = a
+        elif count <= _THRESHOLD_SAMPLE_CAP:
+            return a[keep]
+        else:
+            # Strided positions of the kept samples, without copying every kept value first.
+            return a[np.flatnonzero(keep)[:: int(np.ceil(count / _THRESHOLD_SAMPLE_CAP))]]
+    if sub.size > _THRESHOLD_SAMPLE_CAP:
+        sub = sub[:: int(np.ceil(sub.size / _THRESHOLD_SAMPLE_CAP))]
+    return sub.copy()
+
+
+def _median_and_mad(sorted_values: FloatArray) -> tuple[float, float]:
+    """``np.median`` of sorted, NaN-free values and of their absolute deviations from it.
+
+    Same arithmetic as ``np.median`` (middle value, or the mean of the two middle values), without
+    its per-call overhead, which dominates on short trials.
+    """
+    mid = _middle(sorted_values)
+    dev = np.abs(sorted_values - mid)
+    k = dev.size // 2
+    if dev.size % 2:
+        return mid, float(np.partition(dev, k)[k])
+    part = np.partition(dev, (k - 1, k))
+    return mid, float((part[k - 1] + part[k]) / 2.0)
+
+
+def _middle(sorted_values: FloatArray) -> float:
+    k = sorted_values.size // 2
+    if sorted_values.size % 2:
+        return float(sorted_values[k])
+    return float((sorted_values[k - 1] + sorted_values[k]) / 2.0)
+
+
 def adaptive_thresholds(speed_deg_s: FloatArray, p: AdaptiveParams) -> tuple[float, float, float, float]:
     """Data-driven peak and onset thresholds (Nyström & Holmqvist 2010).
 
@@ -558,23 +720,24 @@ def adaptive_thresholds(speed_deg_s: FloatArray, p: AdaptiveParams) -> tuple[flo
     tuple of float
         ``(peak_threshold_deg_s, onset_threshold_deg_s, noise_mean_deg_s, noise_sd_deg_s)``.
     """
-    v = speed_deg_s[np.isfinite(speed_deg_s)]
-    if v.size > _THRESHOLD_SAMPLE_CAP:
-        # Noise statistics of millions of samples are as well estimated from an evenly strided
-        # subset, and the repeated medians would otherwise dominate the run time.
-        v = v[:: int(np.ceil(v.size / _THRESHOLD_SAMPLE_CAP))]
+    # Noise statistics of millions of samples are as well estimated from an evenly strided
+    # subset, and the repeated medians would otherwise dominate the run time.
+    fin = np.isfinite(speed_deg_s)
+    v = _strided_subset(speed_deg_s, None if fin.all() else fin)
     if v.size < 10:
         return p.initial_peak_threshold_deg_s, p.min_onset_threshold_deg_s * 3, 0.0, 0.0
+    # Sorted once: "the speeds below the threshold" is then a prefix, whatever the threshold.
+    v.sort()
     pt = p.initial_peak_threshold_deg_s
     mean = sd = 0.0
     for _ in range(p.threshold_max_iterations):
-        below = v[v < pt]
+        below = v[: int(np.searchsorted(v, pt, side="left"))]
         if below.size < 10:
             break
         # Median and MAD instead of mean and SD: a 10 s recording holds enough saccade and PSO
         # samples to inflate the SD and make the iteration run away on noisy data.
-        mean = float(np.median(below))
-        sd = 1.4826 * float(np.median(np.abs(below - mean)))
+        mean, mad = _median_and_mad(below)
+        sd = 1.4826 * mad
         new = mean + p.peak_threshold_sd * sd
         if abs(new - pt) < 1.0:
             pt = new
@@ -586,22 +749,30 @@ def adaptive_thresholds(speed_deg_s: FloatArray, p: AdaptiveParams) -> tuple[flo
 
 
 def _adaptive(
-    t: FloatArray, x_px: FloatArray, y_px: FloatArray, geometry: ScreenGeometry, p: AdaptiveParams
+    sig: _Signal, geometry: ScreenGeometry, p: AdaptiveParams
 ) -> tuple[npt.NDArray[np.int8], FloatArray, dict[str, Any]]:
+    t, dt = sig.t, sig.dt
     n = t.size
-    dt = _dt_us(t)
-    x0 = np.asarray(x_px, dtype=np.float64).copy()
-    y0 = np.asarray(y_px, dtype=np.float64).copy()
+    x0 = sig.x.copy()
+    y0 = sig.y.copy()
     mx = p.offscreen_margin_fraction * geometry.screen_width_px
     my = p.offscreen_margin_fraction * geometry.screen_height_px
-    off = (
-        (x0 < -mx) | (x0 > geometry.screen_width_px + mx) | (y0 < -my) | (y0 > geometry.screen_height_px + my)
-    )
-    x0[off] = np.nan
-    y0[off] = np.nan
-    xf, yf = fill_gaps(x0, y0, t, p.gap_fill_max_ms)
-    lost = np.isnan(xf) | np.isnan(yf)
-    xd, yd = geometry.px_to_deg(xf, yf)
+    off = x0 < -mx
+    off |= x0 > geometry.screen_width_px + mx
+    off |= y0 < -my
+    off |= y0 > geometry.screen_height_px + my
+    off_idx = np.flatnonzero(off)
+    x0[off_idx] = np.nan
+    y0[off_idx] = np.nan
+    lost = fill_gaps_inplace(x0, y0, t, p.gap_fill_max_ms, interval_us=dt)
+    xd, yd = _px_to_deg(geometry, x0, y0)
+    # The events table wants the degrees of the recorded samples: these, except where an
+    # off-screen sample was blanked (or blanked and refilled).
+    xe, ye = xd, yd
+    if off_idx.size:
+        xe, ye = xd.copy(), yd.copy()
+        xe[off_idx], ye[off_idx] = _px_to_deg(geometry, sig.x[off_idx], sig.y[off_idx])
+    sig.deg = (xe, ye)
     if p.median_filter_window_samples > 1:
         # Single-sample spikes are tracker artefacts; a median keeps saccade edges intact.
         xd = moving_median(xd, p.median_filter_window_samples)
@@ -613,66 +784,70 @@ def _adaptive(
     dt_s = dt * 1e-6
     vx = savitzky_golay(xd, win, p.savgol_polyorder, deriv=1, delta=dt_s)
     vy = savitzky_golay(yd, win, p.savgol_polyorder, deriv=1, delta=dt_s)
-    v = np.hypot(vx, vy)
+    v = _norm_inplace(vx, vy)
 
     pt, on_thr, noise_mean, noise_sd = adaptive_thresholds(v, p)
 
-    # NaN speeds (around lost data) compare False everywhere; treat them as "slow" boundaries.
-    vv = np.where(np.isfinite(v), v, 0.0)
+    # NaN speeds (around lost data) compare False everywhere; they count as "slow" boundaries:
+    # ``fast`` is False for them and ``not_peak`` True.
+    fast = v > pt
     # Sample-to-sample speed: the speed with which each sample was reached. Coders mark the first
     # sample that has moved and the last one still moving, which this resolves to one sample.
-    step = np.zeros(n)
-    step[1:] = np.hypot(np.diff(xd), np.diff(yd)) / (np.diff(t) * 1e-6)
-    step = np.where(np.isfinite(step), step, 0.0)
-    quiet = step[(vv < pt) & (step > 0)]
-    if quiet.size > _THRESHOLD_SAMPLE_CAP:
-        quiet = quiet[:: int(np.ceil(quiet.size / _THRESHOLD_SAMPLE_CAP))]
+    step = np.empty(n)
+    step[0] = 0.0
+    if n > 1:
+        ddx = np.diff(xd)
+        ddy = np.diff(yd)
+        _norm_inplace(ddx, ddy)
+        np.multiply(sig.dt_t, 1e-6, out=ddy)
+        np.divide(ddx, ddy, out=step[1:])
+    step[~np.isfinite(step)] = 0.0
+    # Below the peak threshold or NaN, and moving at all.
+    quiet_mask = v >= pt
+    np.logical_not(quiet_mask, out=quiet_mask)
+    quiet_mask &= step > 0
+    quiet = _strided_subset(step, quiet_mask)
     if quiet.size >= 10:
-        s_med = float(np.median(quiet))
-        s_sd = 1.4826 * float(np.median(np.abs(quiet - s_med)))
+        quiet.sort()
+        s_med, s_mad = _median_and_mad(quiet)
+        s_sd = 1.4826 * s_mad
     else:
         s_med, s_sd = 0.0, 0.0
     s_on = max(s_med + p.onset_threshold_sd * s_sd, p.min_onset_threshold_deg_s)
     s_pso = max(s_med + p.pso_threshold_sd * s_sd, p.min_onset_threshold_deg_s)
     lab = np.full(n, FIXATION, dtype=np.int8)
-    idx = np.arange(n)
 
-    ps, pe, pc = runs(vv > pt)
-    ps, pe = ps[pc], pe[pc]
-    sac_s = np.zeros(0, dtype=np.intp)
-    sac_e = np.zeros(0, dtype=np.intp)
+    ps, pe = nan_runs(fast)
     if ps.size:
-        slow = step < s_on
+        # Runs of samples reached fast (not slow); onsets and offsets are found from their ends.
+        rs, re = nan_runs(step >= s_on)
         # Onset: the sample after the last one reached slowly before the peak run.
-        last_slow = np.maximum.accumulate(np.where(slow, idx, -1))
-        onset = np.where(ps > 0, last_slow[np.maximum(ps - 1, 0)] + 1, 0)
+        q = np.maximum(ps - 1, 0)
+        j = np.searchsorted(rs, q, side="right") - 1
+        in_fast = (j >= 0) & (q < re[np.maximum(j, 0)]) if rs.size else np.zeros(q.size, dtype=bool)
+        last_slow = np.where(in_fast, rs[np.maximum(j, 0)] - 1 if rs.size else q, q)
+        onset = np.where(ps > 0, last_slow + 1, 0)
         onset = np.minimum(onset, ps)
         # Offset (exclusive): the first sample reached slowly after the peak run.
-        next_slow = np.minimum.accumulate(np.where(slow, idx, n)[::-1])[::-1]
-        offset = np.where(pe < n, next_slow[np.minimum(pe, n - 1)], n)
+        r = np.minimum(pe, n - 1)
+        j = np.searchsorted(rs, r, side="right") - 1
+        in_fast = (j >= 0) & (r < re[np.maximum(j, 0)]) if rs.size else np.zeros(r.size, dtype=bool)
+        next_slow = np.where(in_fast, re[np.maximum(j, 0)] if rs.size else r, r)
+        offset = np.where(pe < n, next_slow, n)
         offset = np.maximum(offset, pe)
-        mask = _interval_mask(n, onset, offset)
-        ms, me, mc = runs(mask)
-        sac_s, sac_e = ms[mc], me[mc]
+        sac_s, sac_e = _merge_intervals(n, onset, offset)
         dur = _run_durations_ms(t, sac_s, sac_e, dt)
         okdur = dur >= p.min_saccade_duration_ms
         sac_s, sac_e = sac_s[okdur], sac_e[okdur]
         if p.min_saccade_amplitude_deg > 0 and sac_s.size:
             # A saccade moves the eye: compare the mean position just before and just after.
             k = _samples(p.amplitude_window_ms, dt)
-            ok = np.isfinite(xd) & np.isfinite(yd)
-            cx = np.concatenate(([0.0], np.cumsum(np.where(ok, xd, 0.0))))
-            cy = np.concatenate(([0.0], np.cumsum(np.where(ok, yd, 0.0))))
-            cn = np.concatenate(([0], np.cumsum(ok)))
-            b0, b1 = np.maximum(sac_s - k, 0), sac_s
-            a0, a1 = sac_e, np.minimum(sac_e + k, n)
-            nb = np.maximum(cn[b1] - cn[b0], 1)
-            na = np.maximum(cn[a1] - cn[a0], 1)
-            amp = np.hypot(
-                (cx[a1] - cx[a0]) / na - (cx[b1] - cx[b0]) / nb,
-                (cy[a1] - cy[a0]) / na - (cy[b1] - cy[b0]) / nb,
+            (bx, by, nb), (ax, ay, na) = (
+                _window_means(xd, yd, lo_, hi_, k)
+                for lo_, hi_ in ((np.maximum(sac_s - k, 0), sac_s), (sac_e, np.minimum(sac_e + k, n)))
             )
-            big = (amp >= p.min_saccade_amplitude_deg) | (cn[b1] - cn[b0] == 0) | (cn[a1] - cn[a0] == 0)
+            amp = np.hypot(ax - bx, ay - by)
+            big = (amp >= p.min_saccade_amplitude_deg) | (nb == 0) | (na == 0)
             sac_s, sac_e = sac_s[big], sac_e[big]
         pw = _samples(p.pso_window_ms, dt)
         # Peaks that start within the PSO window after a saccade are a strong PSO (Nyström &
@@ -686,33 +861,34 @@ def _adaptive(
         np.maximum.at(chain_end, group, sac_e)
         strong_s, strong_e = sac_e[head], chain_end
         sac_s, sac_e = sac_s[head], sac_e[head]
-        lab[_interval_mask(n, sac_s, sac_e)] = SACCADE
-        lab[_interval_mask(n, strong_s, strong_e)] = PSO
+        _paint(lab, sac_s, sac_e, SACCADE)
+        _paint(lab, strong_s, strong_e, PSO)
 
         # PSO: the signal keeps moving (steps above the PSO threshold) within the PSO window after
         # a saccade; it lasts until the first stretch of slow steps longer than the closing gap.
-        hi = step > s_pso
+        hs, he = nan_runs(step > s_pso)
         gap = _samples(p.pso_gap_close_ms, dt) if p.pso_gap_close_ms > 0 else 0
-        if gap:
-            ls_, le_, lc_ = runs(hi)
-            short_lo = (~lc_) & (le_ - ls_ <= gap) & (ls_ > 0) & (le_ < n)
-            hi = hi | _interval_mask(n, ls_[short_lo], le_[short_lo])
+        if gap and hs.size > 1:
+            # Slow stretches between two moving runs that are this short do not end the motion.
+            hs, he = _merge_intervals(
+                n, hs, np.append(np.where(hs[1:] - he[:-1] <= gap, hs[1:], he[:-1]), he[-1])
+            )
         pmax = _samples(p.pso_max_duration_ms, dt)
-        next_hi = np.minimum.accumulate(np.where(hi, idx, n)[::-1])[::-1]
-        next_lo = np.minimum.accumulate(np.where(~hi, idx, n)[::-1])[::-1]
         # Weak PSOs are looked for after the saccade and any strong PSO chained to it.
         after = strong_e
         inside = after < n
         first_hi = np.full(after.size, n)
-        first_hi[inside] = next_hi[after[inside]]
+        first_hi[inside] = _next_in_runs(hs, he, after[inside], n)
         has_pso = inside & (first_hi < after + pw) & (first_hi < n)
         pso_s = after[has_pso]
         # The PSO keeps the sample at which the signal comes to rest (coders' convention: the
         # fixation starts once the eye has arrived, not on the arriving step).
-        pso_end = np.minimum(next_lo[first_hi[has_pso]] + 1, n)
+        f = first_hi[has_pso]
+        next_lo = he[np.searchsorted(he, f, side="right")] if f.size else f
+        pso_end = np.minimum(next_lo + 1, n)
         pso_end = np.minimum(pso_end, pso_s + pmax)
-        pmask = _interval_mask(n, pso_s, pso_end) & (lab == FIXATION)
-        lab[pmask] = PSO
+        cand = concat_ranges(*_merge_intervals(n, pso_s, pso_end))
+        lab[cand[lab[cand] == FIXATION]] = PSO
     info_speed = {"step_noise_median_deg_s": s_med, "step_noise_sd_deg_s": s_sd, "step_onset_deg_s": s_on}
 
     # Blinks: long lost runs, widened by a margin and over the unstable signal around them.
@@ -723,9 +899,7 @@ def _adaptive(
         is_blink = (ldur >= p.blink_min_lost_ms) & (ldur <= p.blink_max_lost_ms)
         bs, be = ls[is_blink], le[is_blink]
         m = _samples(p.blink_margin_ms, dt)
-        bmask = _interval_mask(n, bs - m, be + m)
-        lab[bmask & ~lost] = BLINK
-        lab[lost & bmask] = BLINK
+        _paint(lab, bs - m, be + m, BLINK)
         # Saccade/PSO runs touching a blink are eyelid artefacts: absorb them.
         lab = _absorb_into_blinks(lab)
 
@@ -740,6 +914,20 @@ def _adaptive(
         **info_speed,
     }
     return lab, v, info
+
+
+def _window_means(
+    xd: FloatArray, yd: FloatArray, lo: IntArray, hi: IntArray, k: int
+) -> tuple[FloatArray, FloatArray, IntArray]:
+    """Mean of the finite positions in the windows ``[lo, hi)`` (at most ``k`` samples each)."""
+    idx = lo[:, None] + np.arange(k)
+    inside = idx < hi[:, None]
+    idx = np.minimum(idx, xd.size - 1)
+    wx, wy = xd[idx], yd[idx]
+    ok = inside & np.isfinite(wx) & np.isfinite(wy)
+    cnt = ok.sum(axis=1)
+    denom = np.maximum(cnt, 1)
+    return np.where(ok, wx, 0.0).sum(axis=1) / denom, np.where(ok, wy, 0.0).sum(axis=1) / denom, cnt
 
 
 def _absorb_into_blinks(lab: npt.NDArray[np.int8]) -> npt.NDArray[np.int8]:
@@ -763,9 +951,8 @@ def _absorb_into_blinks(lab: npt.NDArray[np.int8]) -> npt.NDArray[np.int8]:
     right_blink = (la < codes.size - 1) & (codes[np.minimum(la + 1, codes.size - 1)] == BLINK)
     hit = g[left_blink | right_blink]
     run_hit = np.isin(gid, hit) & absorbable
-    out = lab.copy()
-    out[_interval_mask(lab.size, starts[run_hit], ends[run_hit])] = BLINK
-    return out
+    _paint(lab, starts[run_hit], ends[run_hit], BLINK)
+    return lab
 
 
 # --------------------------------------------------------------------------------------------
@@ -789,6 +976,50 @@ def _resolve_params(method: str, params: Params | dict[str, Any] | None) -> Para
     if not isinstance(params, _PARAMS_CLASS[method]):
         raise TypeError(f"method {method!r} takes {_PARAMS_CLASS[method].__name__}, got {type(params)}")
     return params
+
+
+@functools.lru_cache(maxsize=32)
+def _params_items(p: Params) -> tuple[tuple[str, Any], ...]:
+    return tuple(asdict(p).items())
+
+
+def _params_dict(p: Params) -> dict[str, Any]:
+    """``asdict(p)``, cached: it costs as much as detecting a short trial."""
+    return dict(_params_items(p))
+
+
+def _detect(
+    t_us: npt.ArrayLike,
+    x_px: npt.ArrayLike,
+    y_px: npt.ArrayLike,
+    geometry: ScreenGeometry,
+    method: str,
+    p: Params,
+) -> tuple[npt.NDArray[np.int8], dict[str, npt.NDArray[Any]] | None, dict[str, Any]]:
+    """Labels, event columns (``None`` when no event) and parameters used, without pandas."""
+    t = np.asarray(t_us, dtype=np.float64)
+    x = np.asarray(x_px, dtype=np.float64)
+    y = np.asarray(y_px, dtype=np.float64)
+    if not (t.shape == x.shape == y.shape) or t.ndim != 1:
+        raise ValueError(f"t_us, x_px, y_px must be 1-D of equal length, got {t.shape}, {x.shape}, {y.shape}")
+    dt_t = np.diff(t)
+    if dt_t.size and not (dt_t > 0).all():
+        raise ValueError("t_us must be strictly increasing")
+    used: dict[str, Any] = {"method": method, **_params_dict(p)}
+    rate = sampling_rate_from_intervals_hz(dt_t) if t.size > 1 else float("nan")
+    used["sampling_rate_hz"] = rate
+    if t.size == 0:
+        return np.zeros(0, dtype=np.int8), None, used
+    sig = _Signal(t, x, y, dt_t, rate, 1e6 / rate if np.isfinite(rate) else 1000.0)
+    if method == "ivt":
+        lab, v, info = _ivt(sig, geometry, p)  # type: ignore[arg-type]
+    elif method == "idt":
+        lab, v, info = _idt(sig, geometry, p)  # type: ignore[arg-type]
+    else:
+        lab, v, info = _adaptive(sig, geometry, p)  # type: ignore[arg-type]
+    used.update(info)
+    cols = _event_columns(lab, t, x, y, sig.deg, geometry, v, sig.dt)
+    return lab.astype(np.int8, copy=False), cols, used
 
 
 def detect_events(
@@ -821,26 +1052,12 @@ def detect_events(
         Labels (``int8`` into ``SAMPLE_LABELS``), events and the parameters used.
     """
     p = _resolve_params(method, params)
-    t = np.asarray(t_us, dtype=np.float64)
-    x = np.asarray(x_px, dtype=np.float64)
-    y = np.asarray(y_px, dtype=np.float64)
-    if not (t.shape == x.shape == y.shape) or t.ndim != 1:
-        raise ValueError(f"t_us, x_px, y_px must be 1-D of equal length, got {t.shape}, {x.shape}, {y.shape}")
-    if t.size > 1 and np.any(np.diff(t) <= 0):
-        raise ValueError("t_us must be strictly increasing")
-    used: dict[str, Any] = {"method": method, **asdict(p)}
-    used["sampling_rate_hz"] = estimate_sampling_rate_hz(t)
-    if t.size == 0:
-        return DetectionResult(np.zeros(0, dtype=np.int8), _empty_events(), used)
-    if method == "ivt":
-        lab, v, info = _ivt(t, x, y, geometry, p)  # type: ignore[arg-type]
-    elif method == "idt":
-        lab, v, info = _idt(t, x, y, geometry, p)  # type: ignore[arg-type]
-    else:
-        lab, v, info = _adaptive(t, x, y, geometry, p)  # type: ignore[arg-type]
-    used.update(info)
-    events = build_events(lab, t, x, y, geometry, v)
-    return DetectionResult(lab.astype(np.int8, copy=False), events, used)
+    lab, cols, used = _detect(t_us, x_px, y_px, geometry, method, p)
+    events = _empty_events() if cols is None else pd.DataFrame(cols)
+    return DetectionResult(lab, events, used)
+
+
+_TRIAL_KEYS = ("participant", "trial", "stimulus_id", "eye")
 
 
 def detect_trials(
@@ -874,53 +1091,103 @@ def detect_trials(
         :data:`EVENT_COLUMNS` and ``onset_in_trial_ms``.
     """
     p = _resolve_params(method, params)
-    label_parts: list[pd.DataFrame] = []
-    event_parts: list[pd.DataFrame] = []
     if len(samples) == 0:
         return _empty_trial_labels(), _empty_trial_events()
-    df = samples.sort_values(["participant", "trial", "eye", "t_us"], kind="stable")
-    x_all = df["x_px"].to_numpy(np.float64).copy()
-    y_all = df["y_px"].to_numpy(np.float64).copy()
-    if "valid" in df:
-        bad = ~df["valid"].to_numpy(bool)
+    # Thresholds adapt to each trial, so trials are detected one by one; everything around the
+    # detection (sorting, splitting, tabulating) is done once for the whole frame instead.
+    part_codes, part_values = pd.factorize(samples["participant"], sort=True)
+    eye_codes, _ = pd.factorize(samples["eye"], sort=True)
+    trial_vals = samples["trial"].to_numpy(np.int64)
+    t_raw = samples["t_us"].to_numpy(np.int64)
+    order = _sort_order(part_codes, trial_vals, eye_codes, t_raw)
+    take = (lambda a: a) if order is None else (lambda a: a[order])
+    part_codes, trial_vals, t_all = take(part_codes), take(trial_vals), take(t_raw)
+    x_all = take(samples["x_px"].to_numpy(np.float64)).astype(np.float64, copy=True)
+    y_all = take(samples["y_px"].to_numpy(np.float64)).astype(np.float64, copy=True)
+    if "valid" in samples:
+        bad = ~take(samples["valid"].to_numpy(bool))
         x_all[bad] = np.nan
         y_all[bad] = np.nan
-    t_all = df["t_us"].to_numpy(np.int64)
-    eye_all = df["eye"].to_numpy(object)
-    keys = df[["participant", "trial"]].to_numpy(object)
-    part_codes, _ = pd.factorize(df["participant"])
-    trial_vals = df["trial"].to_numpy(np.int64)
+    eye_all = take(samples["eye"].to_numpy(object))
+    stim_all = take(samples["stimulus_id"].to_numpy(object))
     change = np.flatnonzero((np.diff(part_codes) != 0) | (np.diff(trial_vals) != 0)) + 1
-    bounds = np.concatenate(([0], change, [len(df)]))
-    stim_all = df["stimulus_id"].to_numpy(object)
-    for a, b in itertools.pairwise(bounds):
-        participant, trial = keys[a]
-        stimulus = stim_all[a]
-        t_tr, x_tr, y_tr, eye_name = _trial_signal(t_all[a:b], x_all[a:b], y_all[a:b], eye_all[a:b], eye_mode)
-        res = detect_events(t_tr, x_tr, y_tr, geometry=geometry, method=method, params=p)
-        label_parts.append(
-            pd.DataFrame(
-                {
-                    "participant": participant,
-                    "trial": np.int32(trial),
-                    "stimulus_id": stimulus,
-                    "t_us": t_tr,
-                    "eye": eye_name,
-                    "label": np.asarray(SAMPLE_LABELS, dtype=object)[res.labels],
-                }
+    bounds = np.concatenate(([0], change, [len(samples)]))
+    eye_changes = np.flatnonzero(take(eye_codes)[1:] != take(eye_codes)[:-1]) + 1
+    multi_eye = np.zeros(bounds.size - 1, dtype=bool)
+    multi_eye[np.searchsorted(bounds, eye_changes, side="right") - 1] = True
+
+    n_trials = bounds.size - 1
+    lab_parts: list[npt.NDArray[np.int8]] = []
+    t_parts: list[npt.NDArray[np.int64]] = []
+    ev_parts: list[dict[str, npt.NDArray[Any]]] = []
+    trial_len = np.empty(n_trials, dtype=np.intp)
+    ev_len = np.zeros(n_trials, dtype=np.intp)
+    eye_names: list[str] = []
+    t0_ms = np.empty(n_trials)
+    for i in range(n_trials):
+        a, b = int(bounds[i]), int(bounds[i + 1])
+        if multi_eye[i]:
+            t_tr, x_tr, y_tr, eye_name = _trial_signal(
+                t_all[a:b], x_all[a:b], y_all[a:b], eye_all[a:b], eye_mode
             )
-        )
-        ev = res.events
-        ev.insert(0, "event_index", np.arange(len(ev), dtype=np.int32))
-        ev.insert(0, "eye", eye_name)
-        ev.insert(0, "stimulus_id", stimulus)
-        ev.insert(0, "trial", np.int32(trial))
-        ev.insert(0, "participant", participant)
-        ev["onset_in_trial_ms"] = ev["onset_ms"] - t_tr[0] / 1000.0
-        event_parts.append(ev)
-    labels = pd.concat(label_parts, ignore_index=True)
-    events = pd.concat(event_parts, ignore_index=True)
+        else:
+            t_tr, x_tr, y_tr, eye_name = t_all[a:b], x_all[a:b], y_all[a:b], str(eye_all[a])
+        lab, cols, _ = _detect(t_tr, x_tr, y_tr, geometry, method, p)
+        lab_parts.append(lab)
+        t_parts.append(t_tr)
+        trial_len[i] = lab.size
+        eye_names.append(eye_name)
+        t0_ms[i] = t_tr[0] / 1000.0
+        if cols is not None:
+            ev_parts.append(cols)
+            ev_len[i] = cols["onset_ms"].size
+
+    first = bounds[:-1]
+    trial_part = part_values.to_numpy(object)[part_codes[first]]
+    trial_no = trial_vals[first].astype(np.int32)
+    trial_stim = stim_all[first]
+    trial_eye = np.asarray(eye_names, dtype=object)
+    labels = pd.DataFrame(
+        {
+            "participant": np.repeat(trial_part, trial_len),
+            "trial": np.repeat(trial_no, trial_len),
+            "stimulus_id": np.repeat(trial_stim, trial_len),
+            "t_us": np.concatenate(t_parts).astype(np.int64, copy=False),
+            "eye": np.repeat(trial_eye, trial_len),
+            "label": np.asarray(SAMPLE_LABELS, dtype=object)[np.concatenate(lab_parts)],
+        }
+    )
+    if not ev_parts:
+        return labels, _empty_trial_events()
+    ev_cols = {c: np.concatenate([part[c] for part in ev_parts]) for c in EVENT_COLUMNS}
+    offsets = np.cumsum(ev_len) - ev_len
+    events = pd.DataFrame(
+        {
+            "participant": np.repeat(trial_part, ev_len),
+            "trial": np.repeat(trial_no, ev_len),
+            "stimulus_id": np.repeat(trial_stim, ev_len),
+            "eye": np.repeat(trial_eye, ev_len),
+            "event_index": (np.arange(int(ev_len.sum())) - np.repeat(offsets, ev_len)).astype(np.int32),
+            **ev_cols,
+            "onset_in_trial_ms": ev_cols["onset_ms"] - np.repeat(t0_ms, ev_len),
+        }
+    )
     return labels, events
+
+
+def _sort_order(*keys: npt.NDArray[Any]) -> IntArray | None:
+    """Stable lexicographic order of the key columns (first key major); ``None`` if already sorted."""
+    n = keys[0].size
+    if n < 2:
+        return None
+    # Sorted iff at each position the first differing key increases.
+    decided = np.zeros(n - 1, dtype=bool)
+    for k in keys:
+        d = np.diff(k)
+        if np.any((d < 0) & ~decided):
+            return np.lexsort(keys[::-1])
+        decided |= d > 0
+    return None
 
 
 def _trial_signal(

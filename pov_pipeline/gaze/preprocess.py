@@ -7,6 +7,7 @@ Times are integer microseconds on the tracker clock (``t_us``).
 
 from __future__ import annotations
 
+import functools
 import warnings
 from typing import Literal
 
@@ -37,11 +38,48 @@ def estimate_sampling_rate_hz(t_us: npt.ArrayLike) -> float:
     t = np.asarray(t_us, dtype=np.float64)
     if t.size < 2:
         return float("nan")
-    dt = np.diff(t)
-    dt = dt[dt > 0]
+    return sampling_rate_from_intervals_hz(np.diff(t))
+
+
+def sampling_rate_from_intervals_hz(interval_us: npt.ArrayLike) -> float:
+    """Sampling rate from sample intervals: ``1e6 / median`` of the positive ones.
+
+    Same result as :func:`estimate_sampling_rate_hz` on the time stamps the intervals came from,
+    for callers that already hold ``np.diff(t_us)``.
+
+    Parameters
+    ----------
+    interval_us : array_like
+        Differences of consecutive time stamps in microseconds.
+
+    Returns
+    -------
+    float
+        Sampling rate in Hz; NaN when no interval is positive.
+    """
+    dt = np.asarray(interval_us, dtype=np.float64)
+    positive = dt > 0
+    if not positive.all():
+        dt = dt[positive]
     if dt.size == 0:
         return float("nan")
-    return float(1e6 / np.median(dt))
+    return float(1e6 / _exact_median(dt))
+
+
+def _exact_median(a: FloatArray) -> float:
+    """``np.median`` of a NaN-free array, fast when most values are equal (regular sampling).
+
+    A guess from a strided subset is checked by counting: when both middle order statistics equal
+    the guess it is the median, exactly as ``np.median`` returns it; otherwise fall back.
+    """
+    n = a.size
+    if n < 4096:
+        return float(np.median(a))
+    guess = float(np.median(a[:: n // 1024]))
+    below = int(np.count_nonzero(a < guess))
+    if below <= (n - 1) // 2 and below + int(np.count_nonzero(a == guess)) > n // 2:
+        return guess
+    return float(np.median(a))
 
 
 def sample_interval_us(t_us: npt.ArrayLike) -> float:
@@ -63,6 +101,8 @@ def fill_gaps(
     y: npt.ArrayLike,
     t_us: npt.ArrayLike,
     max_gap_ms: float = 75.0,
+    *,
+    interval_us: float | None = None,
 ) -> tuple[FloatArray, FloatArray]:
     """Linearly interpolate runs of lost (NaN) samples that are no longer than ``max_gap_ms``.
 
@@ -79,6 +119,8 @@ def fill_gaps(
         Time stamps in microseconds.
     max_gap_ms : float
         Longest gap to fill, in milliseconds.
+    interval_us : float, optional
+        The sample interval, when the caller already measured it (:func:`sample_interval_us`).
 
     Returns
     -------
@@ -87,33 +129,81 @@ def fill_gaps(
     """
     xo = np.array(x, dtype=np.float64, copy=True)
     yo = np.array(y, dtype=np.float64, copy=True)
-    t = np.asarray(t_us, dtype=np.float64)
-    lost = np.isnan(xo) | np.isnan(yo)
-    xo[lost] = np.nan
-    yo[lost] = np.nan
-    if not lost.any() or lost.all():
-        return xo, yo
+    fill_gaps_inplace(xo, yo, np.asarray(t_us, dtype=np.float64), max_gap_ms, interval_us=interval_us)
+    return xo, yo
+
+
+def fill_gaps_inplace(
+    x: FloatArray,
+    y: FloatArray,
+    t_us: FloatArray,
+    max_gap_ms: float,
+    *,
+    interval_us: float | None = None,
+) -> npt.NDArray[np.bool_]:
+    """:func:`fill_gaps` on ``float64`` arrays owned by the caller; returns the lost mask after it.
+
+    Parameters
+    ----------
+    x, y : numpy.ndarray
+        ``float64`` coordinates, modified in place (a sample lost in one is made lost in both).
+    t_us : numpy.ndarray
+        ``float64`` time stamps in microseconds.
+    max_gap_ms : float
+        Longest gap to fill, in milliseconds.
+    interval_us : float, optional
+        The sample interval, when already measured.
+
+    Returns
+    -------
+    numpy.ndarray
+        Boolean mask of the samples still lost.
+    """
+    lost = np.isnan(x)
+    lost |= np.isnan(y)
+    if not lost.any():
+        return lost
+    x[lost] = np.nan
+    y[lost] = np.nan
+    if lost.all():
+        return lost
     starts, ends = nan_runs(lost)
     inner = (starts > 0) & (ends < lost.size)
     starts, ends = starts[inner], ends[inner]
     if starts.size == 0:
-        return xo, yo
-    dt_us = sample_interval_us(t)
-    gap_ms = (t[ends] - t[starts - 1] - dt_us) / 1000.0
+        return lost
+    dt_us = sample_interval_us(t_us) if interval_us is None else interval_us
+    gap_ms = (t_us[ends] - t_us[starts - 1] - dt_us) / 1000.0
     keep = gap_ms <= max_gap_ms + 1e-9
     starts, ends = starts[keep], ends[keep]
     if starts.size == 0:
-        return xo, yo
-    # Mark the samples of the gaps to fill with a cumulative-sum trick (no loop over gaps).
-    marks = np.zeros(lost.size + 1, dtype=np.int64)
-    np.add.at(marks, starts, 1)
-    np.add.at(marks, ends, -1)
-    fill = np.cumsum(marks[:-1]) > 0
-    valid = ~lost
-    tv = t[valid]
-    xo[fill] = np.interp(t[fill], tv, xo[valid])
-    yo[fill] = np.interp(t[fill], tv, yo[valid])
-    return xo, yo
+        return lost
+    fill = concat_ranges(starts, ends)
+    # Only the valid samples bracketing each gap matter to np.interp, so it is given just those
+    # (same bracketing, same arithmetic) instead of every valid sample.
+    xp = np.column_stack((t_us[starts - 1], t_us[ends])).ravel()
+    tf = t_us[fill]
+    with np.errstate(all="ignore"):
+        x[fill] = np.interp(tf, xp, np.column_stack((x[starts - 1], x[ends])).ravel())
+        y[fill] = np.interp(tf, xp, np.column_stack((y[starts - 1], y[ends])).ravel())
+    lost[fill] = False
+    return lost
+
+
+def concat_ranges(starts: npt.ArrayLike, ends: npt.ArrayLike) -> npt.NDArray[np.intp]:
+    """Indices of the half-open ranges ``[start, end)`` concatenated (empty ranges skipped)."""
+    s = np.asarray(starts, dtype=np.intp)
+    e = np.asarray(ends, dtype=np.intp)
+    lengths = e - s
+    keep = lengths > 0
+    if not keep.all():
+        s, lengths = s[keep], lengths[keep]
+    total = int(lengths.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.intp)
+    # Each index is its position in the output plus the offset of the range it belongs to.
+    offset = s - (np.cumsum(lengths) - lengths)
+    return np.arange(total, dtype=np.intp) + np.repeat(offset, lengths)
 
 
 def select_eye(
@@ -189,23 +279,37 @@ def moving_median(x: npt.ArrayLike, window_samples: int = 3) -> FloatArray:
     if window_samples == 1 or a.size < window_samples:
         return a.copy()
     half = window_samples // 2
-    out = a.copy()
     if window_samples == 3:
-        # Median of three by min/max is several times faster than a generic sorting filter.
-        p, c, n = a[:-2], a[1:-1], a[2:]
-        out[1:-1] = np.maximum(np.minimum(p, c), np.minimum(np.maximum(p, c), n))
-        bad = np.flatnonzero(np.isnan(out[1:-1])) + 1
-        if bad.size:
-            # With at most two valid values out of three, the median of the valid ones is their mean.
-            rows = np.stack([a[bad - 1], a[bad], a[bad + 1]], axis=1)
-            valid = ~np.isnan(rows)
-            cnt = valid.sum(axis=1)
-            total = np.where(valid, rows, 0.0).sum(axis=1)
-            out[bad] = np.where(cnt > 0, total / np.maximum(cnt, 1), np.nan)
-    else:
-        windows = np.lib.stride_tricks.sliding_window_view(a, window_samples)
-        out[half:-half] = _nanmedian_rows(windows)
+        return _median3(a)
+    out = a.copy()
+    windows = np.lib.stride_tricks.sliding_window_view(a, window_samples)
+    out[half:-half] = _nanmedian_rows(windows)
     out[np.isnan(a)] = np.nan
+    return out
+
+
+def _median3(a: FloatArray) -> FloatArray:
+    """NaN-aware centred median of three (the ``window_samples == 3`` case of moving_median)."""
+    out = np.empty_like(a)
+    out[0], out[-1] = a[0], a[-1]
+    p, c, n = a[:-2], a[1:-1], a[2:]
+    # Median of three by min/max is several times faster than a generic sorting filter; the
+    # buffers are reused because allocating fresh arrays costs as much as the arithmetic.
+    lo = np.minimum(p, c)
+    hi = np.maximum(p, c)
+    np.minimum(hi, n, out=hi)
+    np.maximum(lo, hi, out=out[1:-1])
+    bad = np.flatnonzero(np.isnan(out))
+    if bad.size:
+        # With at most two valid values out of three, the median of the valid ones is their mean.
+        inner = bad[(bad > 0) & (bad < a.size - 1)]
+        rows = np.stack([a[inner - 1], a[inner], a[inner + 1]], axis=1)
+        valid = ~np.isnan(rows)
+        cnt = valid.sum(axis=1)
+        total = np.where(valid, rows, 0.0).sum(axis=1)
+        out[inner] = np.where(cnt > 0, total / np.maximum(cnt, 1), np.nan)
+        # A lost sample stays lost.
+        out[bad[np.isnan(a[bad])]] = np.nan
     return out
 
 
@@ -249,7 +353,7 @@ def savitzky_golay(
         raise ValueError("window_samples must be odd and larger than polyorder")
     if a.size < window_samples:
         return np.full_like(a, np.nan) if deriv else a.copy()
-    coeffs = savgol_coeffs(window_samples, polyorder, deriv=deriv, delta=delta, use="dot")
+    coeffs = _savgol_kernel(window_samples, polyorder, deriv, float(delta))
     half = window_samples // 2
     core = np.convolve(a, coeffs[::-1], mode="valid")
     out = np.empty_like(a)
@@ -257,6 +361,14 @@ def savitzky_golay(
     out[:half] = core[0]
     out[-half:] = core[-1]
     return out
+
+
+@functools.lru_cache(maxsize=64)
+def _savgol_kernel(window_samples: int, polyorder: int, deriv: int, delta: float) -> FloatArray:
+    # Designing the filter (a least-squares fit) costs far more than applying it to a trial.
+    coeffs = savgol_coeffs(window_samples, polyorder, deriv=deriv, delta=delta, use="dot")
+    coeffs.setflags(write=False)
+    return coeffs
 
 
 def velocity_window_half_samples(window_ms: float, sampling_rate_hz: float) -> int:
@@ -269,6 +381,8 @@ def velocity_deg_s(
     x_deg: npt.ArrayLike,
     y_deg: npt.ArrayLike,
     window_ms: float = 20.0,
+    *,
+    sampling_rate_hz: float | None = None,
 ) -> FloatArray:
     """Angular gaze speed over a centred time window (Tobii I-VT "velocity calculator").
 
@@ -284,6 +398,8 @@ def velocity_deg_s(
         Gaze direction in degrees; NaN where lost.
     window_ms : float
         Window length in milliseconds.
+    sampling_rate_hz : float, optional
+        The rate, when the caller already measured it (:func:`estimate_sampling_rate_hz`).
 
     Returns
     -------
@@ -296,14 +412,29 @@ def velocity_deg_s(
     n = t.size
     if n < 2:
         return np.full(n, np.nan)
-    k = velocity_window_half_samples(window_ms, estimate_sampling_rate_hz(t))
-    idx = np.arange(n)
-    lo = np.maximum(idx - k, 0)
-    hi = np.minimum(idx + k, n - 1)
-    dt_s = (t[hi] - t[lo]) * 1e-6
+    rate = estimate_sampling_rate_hz(t) if sampling_rate_hz is None else sampling_rate_hz
+    k = velocity_window_half_samples(window_ms, rate)
+    # Window ends i - k and i + k, clipped to the recording: slices in the interior, where the
+    # clipping never applies, and a small gather at the two edges.
+    dx, dy, dts = (_window_difference(a, k) for a in (x, y, t))
+    dts *= 1e-6
     with np.errstate(invalid="ignore", divide="ignore"):
-        v = np.hypot(x[hi] - x[lo], y[hi] - y[lo]) / dt_s
-    v[dt_s <= 0] = np.nan
+        v = np.hypot(dx, dy)
+        v /= dts
+    v[dts <= 0] = np.nan
     # A lost sample has no speed even when both window ends are valid.
     v[np.isnan(x) | np.isnan(y)] = np.nan
     return v
+
+
+def _window_difference(a: FloatArray, k: int) -> FloatArray:
+    """``a[min(i + k, n - 1)] - a[max(i - k, 0)]`` for every ``i``."""
+    n = a.size
+    out = np.empty(n)
+    if n > 2 * k:
+        np.subtract(a[2 * k :], a[: n - 2 * k], out=out[k : n - k])
+        edge = np.concatenate((np.arange(k), np.arange(n - k, n)))
+    else:
+        edge = np.arange(n)
+    out[edge] = a[np.minimum(edge + k, n - 1)] - a[np.maximum(edge - k, 0)]
+    return out
