@@ -417,7 +417,9 @@ def transition_tensor(examples: pd.DataFrame, tensors: StudyTensors) -> np.ndarr
     pos = aoi_position_map(tensors)
     long = long.merge(pos.rename(columns={"aoi_id": "from_aoi", "pos": "a"}), on=["stim", "from_aoi"])
     long = long.merge(pos.rename(columns={"aoi_id": "to_aoi", "pos": "b"}), on=["stim", "to_aoi"])
-    np.add.at(T, (long["row"].to_numpy(), long["a"].to_numpy(), long["b"].to_numpy()), long["prob"].to_numpy())
+    np.add.at(
+        T, (long["row"].to_numpy(), long["a"].to_numpy(), long["b"].to_numpy()), long["prob"].to_numpy()
+    )
     return T
 
 
@@ -521,7 +523,9 @@ def build_study_tensors(
     pos = aoi_position_map(partial)
     flat["stim"] = stim_index[flat["row"].to_numpy()] if len(flat) else []
     hit = flat.merge(pos, on=["stim", "aoi_id"])
-    np.add.at(partial.dwell_tokens_ms, (hit["row"].to_numpy(), hit["pos"].to_numpy()), hit["dwell_ms"].to_numpy())
+    np.add.at(
+        partial.dwell_tokens_ms, (hit["row"].to_numpy(), hit["pos"].to_numpy()), hit["dwell_ms"].to_numpy()
+    )
     return partial
 
 

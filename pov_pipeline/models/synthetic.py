@@ -86,6 +86,7 @@ def make_synthetic_study(
     d_text: int = 32,
     d_img: int = 48,
     verify_rate: float = 0.5,
+    perception_scale: float = 1.0,
 ) -> dict[str, pd.DataFrame]:
     """Generate every table the models consume, plus the generator's answer probabilities.
 
@@ -99,6 +100,8 @@ def make_synthetic_study(
         Feature vector sizes.
     verify_rate:
         Probability that a trial which fixates the mentioning word and its object does so back to back.
+    perception_scale:
+        Multiplies the answer logits' dependence on the perception flags (1 = the default study).
 
     Returns
     -------
@@ -195,19 +198,18 @@ def make_synthetic_study(
             peri = cond == "peripheral"
             amb = cond == "ambiguous"
             fixated_central = central_id in seq
+            k = perception_scale
             logit = np.array(
                 [
-                    2.6 * central * verified + 0.4 * central * (not verified) - 1.0 * peri,
-                    2.6 * peri * verified + 0.4 * peri * (not verified) - 1.0 * central + 0.3 * amb,
-                    0.2 + 0.9 * strict[p] * (not verified) + 1.0 * (not fixated_central) + 1.2 * amb,
+                    (0.4 + 2.2 * k * verified) * central - 1.0 * peri,
+                    (0.4 + 2.2 * k * verified) * peri - 1.0 * central + 0.3 * amb,
+                    0.2 + k * (0.9 * strict[p] * (not verified) + 1.0 * (not fixated_central)) + 1.2 * amb,
                 ]
             )
             prob = np.exp(logit - logit.max())
             prob /= prob.sum()
             answer = ANSWER_LABELS[int(rng.choice(3, p=prob))]
-            seq_rows.append(
-                dict(participant=pid, trial=trial, stimulus_id=sid, sequence=seq, dwell_ms=dwell)
-            )
+            seq_rows.append(dict(participant=pid, trial=trial, stimulus_id=sid, sequence=seq, dwell_ms=dwell))
             resp_rows.append(
                 dict(
                     participant=pid,
@@ -244,9 +246,9 @@ def make_synthetic_study(
             "aoi_id": np.concatenate(seqs["sequence"].map(np.asarray).to_list()),
         }
     )
-    flat["onset_in_trial_ms"] = flat.groupby(["participant", "trial"])["duration_ms"].cumsum() - flat[
-        "duration_ms"
-    ]
+    flat["onset_in_trial_ms"] = (
+        flat.groupby(["participant", "trial"])["duration_ms"].cumsum() - flat["duration_ms"]
+    )
     flat["aoi_kind"] = np.where(
         flat["aoi_id"].str.startswith("obj:"),
         "object",
