@@ -56,8 +56,12 @@ def scan_landing(landing_dir: Path) -> LandingScan:
     if not landing_dir.is_dir():
         return scan
     seen_lower: dict[str, str] = {}
-    with os.scandir(landing_dir) as entries:
-        names = sorted(entry.name for entry in entries if entry.is_dir(follow_symlinks=False))
+    try:
+        with os.scandir(landing_dir) as entries:
+            names = sorted(entry.name for entry in entries if entry.is_dir(follow_symlinks=False))
+    except OSError as exc:
+        scan.invalid[str(landing_dir)] = f"cannot read the landing folder: {exc.strerror or exc}"
+        return scan
     for name in names:
         if name.startswith("."):
             continue  # a delivery still being written (e.g. ".p001.partial") or a hidden file
@@ -70,8 +74,12 @@ def scan_landing(landing_dir: Path) -> LandingScan:
             continue
         seen_lower[lower] = name
         folder = landing_dir / name
-        with os.scandir(folder) as entries:
-            files = {entry.name for entry in entries if entry.is_file()}
+        try:
+            with os.scandir(folder) as entries:
+                files = {entry.name for entry in entries if entry.is_file()}
+        except OSError as exc:
+            scan.invalid[name] = f"cannot read folder: {exc.strerror or exc}"
+            continue
         missing = [f for f in REQUIRED_FILES if f not in files]
         gaze = [f for f in GAZE_FILES if f in files]
         if missing or not gaze:

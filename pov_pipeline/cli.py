@@ -85,6 +85,15 @@ def _materialize(paths, *, force: bool) -> object:
         return materialize_pipeline(defs, instance, paths, force=force, progress=lambda m: print(m, flush=True))
 
 
+def _report_failures(run) -> int:
+    if not run.failed_participants:
+        return 0
+    print(f"\n{len(run.failed_participants)} participant(s) failed and were left out:", file=sys.stderr)
+    for participant, message in sorted(run.failed_participants.items()):
+        print(f"  {participant}: {message}", file=sys.stderr)
+    return 1
+
+
 def _print_summary(paths) -> None:
     from pov_pipeline.lake import table_row_counts
 
@@ -121,17 +130,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
     else:
         print(f"Demo study ({args.size}, seed {args.seed}) already generated in {paths.root}")
     print("Materializing through Dagster (DAGSTER_HOME=%s) ..." % os.environ["DAGSTER_HOME"], flush=True)
-    _materialize(paths, force=args.force)
+    run = _materialize(paths, force=args.force)
     _print_summary(paths)
     print(f"\nDone in {time.perf_counter() - started:.1f} s")
-    return 0
+    return _report_failures(run)
 
 
 def cmd_materialize(args: argparse.Namespace) -> int:
     paths = _lake_paths(args)
-    _materialize(paths, force=args.force)
+    run = _materialize(paths, force=args.force)
     _print_summary(paths)
-    return 0
+    return _report_failures(run)
 
 
 def cmd_events(args: argparse.Namespace) -> int:

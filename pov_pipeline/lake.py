@@ -191,9 +191,50 @@ def write_table(
     return written
 
 
-def read_table(
-    paths: LakePaths, table_name: str, participants: list[str] | None = None
-) -> pa.Table:
+def write_partitions(
+    paths: LakePaths, table_name: str, tables: Mapping[str, pa.Table | pd.DataFrame]
+) -> dict[str, Path]:
+    """Write some participant partitions of a table (one table per participant) and refresh the catalog.
+
+    For runs where part of the participants failed: the good ones are stored, the failed ones keep
+    whatever version they had before, untouched.
+    """
+    if not tables:
+        return {}
+    schema = TABLE_SCHEMAS.get(table_name)
+    parts = [to_arrow(table, schema) for table in tables.values()]
+    written = write_table(paths, table_name, pa.concat_tables(parts, promote_options="default"), list(tables))
+    refresh_catalog(paths)
+    return written
+
+
+#: Temporary files older than this are left-overs of a killed writer and are removed.
+STALE_TEMP_SECONDS = 3600.0
+
+
+def sweep_temp_files(paths: LakePaths, *, older_than_s: float = STALE_TEMP_SECONDS) -> list[Path]:
+    """Remove temporary files (``.<name>.*.tmp``) that a killed writer left behind; return them.
+
+    A crash between creating the temporary file and renaming it leaves it in the table folder. It
+    is never visible as a table (the views glob ``part-0.parquet``), only wasted space. Young
+    files are kept: they may belong to a writer that is still running.
+    """
+    import time
+
+    removed: list[Path] = []
+    now = time.time()
+    roots = [paths.tables] if paths.tables.is_dir() else []
+    candidates = [p for root in roots for p in root.rglob(".*.tmp")]
+    candidates += list(paths.root.glob(f".{CATALOG_FILE}.*.tmp")) if paths.root.is_dir() else []
+    for path in candidates:
+        with contextlib.suppress(FileNotFoundError):
+            if path.is_file() and not path.is_symlink() and now - path.stat().st_mtime > older_than_s:
+                path.unlink()
+                removed.append(path)
+    return removed
+
+
+def read_table(paths: LakePaths, table_name: str, participants: list[str] | None = None) -> pa.Table:
     """Read a table, or the listed participant partitions of it, in a deterministic order."""
     schema = TABLE_SCHEMAS.get(table_name)
     if participants is None:
@@ -212,7 +253,9 @@ def read_table(
     for participant in participants:
         path = paths.table_file(table_name, participant)
         if not path.exists():
-            raise FileNotFoundError(f"partition participant={participant} of {table_name!r} is missing: {path}")
+            raise FileNotFoundError(
+                f"partition participant={participant} of {table_name!r} is missing: {path}"
+            )
         parts.append(pq.read_table(path))
     if not parts:
         if schema is None:
@@ -267,6 +310,7 @@ def refresh_catalog(paths: LakePaths) -> list[str]:
     a reader holding the old file keeps a consistent catalog and concurrent refreshes serialise.
     """
     with _catalog_lock(paths):
+        sweep_temp_files(paths)
         views = table_views(paths)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{CATALOG_FILE}.", suffix=".tmp", dir=paths.root)
         os.close(fd)
@@ -347,11 +391,37 @@ class ParquetLakeIOManager(ConfigurableIOManager):
     def load_input(self, context: InputContext) -> pd.DataFrame:
         name = _table_name(context)
         participants = list(context.asset_partition_keys) if context.has_asset_partitions else None
+        if participants is not None and not _downstream_is_partitioned(context):
+            # A study-wide step (training, report) covers the participants that have been
+            # processed; one whose run failed is left out and named, not a reason to fail.
+            present = [p for p in participants if self.paths.table_file(name, p).exists()]
+            missing = sorted(set(participants) - set(present))
+            if missing:
+                context.log.warning(
+                    f"{name}: {len(missing)} participant partition(s) not materialized, left out: {missing[:20]}"
+                )
+            participants = present
         return read_table(self.paths, name, participants).to_pandas()
+
+
+def _downstream_is_partitioned(context: InputContext) -> bool:
+    """Whether the step loading this input runs for participant partitions itself."""
+    if context.has_partition_key:
+        return True
+    try:
+        tags = context.step_context.dagster_run.tags
+    except Exception:  # not inside a run (direct IO-manager calls in tests)
+        return False
+    return "dagster/asset_partition_range_start" in tags
 
 
 def table_row_counts(paths: LakePaths) -> Mapping[str, int]:
     """Row count of every view in the catalog (for the CLI summary)."""
     with connect_catalog(paths) as con:
-        names = [row[0] for row in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()]
-        return {name: con.execute(f'SELECT count(*) FROM "{name}"').fetchall()[0][0] for name in sorted(names)}
+        names = [
+            row[0]
+            for row in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()
+        ]
+        return {
+            name: con.execute(f'SELECT count(*) FROM "{name}"').fetchall()[0][0] for name in sorted(names)
+        }

@@ -36,6 +36,7 @@ class PipelineRun:
     participants_run: list[str] = field(default_factory=list)
     training_run: bool = False
     invalid_folders: dict[str, str] = field(default_factory=dict)
+    failed_participants: dict[str, str] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -76,18 +77,69 @@ def _contiguous_blocks(ordered: list[str], selected: set[str]) -> list[tuple[str
     return blocks
 
 
+class JobFailed(RuntimeError):
+    """A job run failed; ``failed_participants`` names those whose input was at fault."""
+
+    def __init__(self, message: str, failed_participants: dict[str, str]):
+        super().__init__(message)
+        self.failed_participants = failed_participants
+
+
 def _execute(defs: Definitions, job_name: str, instance: DagsterInstance, tags: dict[str, str] | None = None) -> None:
     job = defs.resolve_job_def(job_name)
     result = job.execute_in_process(
         instance=instance, tags=tags or {}, run_config=QUIET_RUN_CONFIG, raise_on_error=False
     )
-    if not result.success:
-        failures = [
-            f"{event.step_key}: {event.event_specific_data.error.message.strip()}"  # type: ignore[union-attr]
-            for event in result.all_events
-            if event.is_step_failure
-        ]
-        raise RuntimeError(f"{job_name} failed (run {result.run_id}):\n" + "\n".join(failures))
+    if result.success:
+        return
+    failures: list[str] = []
+    failed_participants: dict[str, str] = {}
+    for event in result.all_events:
+        if not event.is_step_failure:
+            continue
+        data = event.step_failure_data
+        failures.append(f"{event.step_key}: {data.error.message.strip() if data.error else ''}")
+        user_data = data.user_failure_data
+        if user_data is not None and "failed_participants" in user_data.metadata:
+            failed_participants.update(user_data.metadata["failed_participants"].value)
+    raise JobFailed(f"{job_name} failed (run {result.run_id}):\n" + "\n".join(failures), failed_participants)
+
+
+def _run_participant_block(
+    defs: Definitions,
+    instance: DagsterInstance,
+    ordered: list[str],
+    first: str,
+    last: str,
+    run: "PipelineRun",
+    progress: Callable[[str], None],
+) -> None:
+    """Run one block of participants; if some fail on their input, run the others again.
+
+    Dagster cannot fail single partitions of a multi-partition step, so a bad participant stops
+    the block's downstream steps for everyone. The ingest assets name the bad participants; the
+    rest are then run again without them, and the bad ones are reported.
+    """
+    tags = {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last}
+    try:
+        _execute(defs, "participant_job", instance, tags=tags)
+        return
+    except JobFailed as failure:
+        if not failure.failed_participants:
+            raise
+        bad = failure.failed_participants
+    for participant, message in sorted(bad.items()):
+        progress(f"      FAILED {participant}: {message}")
+    run.failed_participants.update(bad)
+    block = ordered[ordered.index(first) : ordered.index(last) + 1]
+    remaining = [p for p in block if p not in bad]
+    for start, end in _contiguous_blocks(block, set(remaining)):
+        _execute(
+            defs,
+            "participant_job",
+            instance,
+            tags={ASSET_PARTITION_RANGE_START_TAG: start, ASSET_PARTITION_RANGE_END_TAG: end},
+        )
 
 
 def materialize_pipeline(
@@ -144,21 +196,17 @@ def materialize_pipeline(
         started = time.perf_counter()
         for index, (first, last) in enumerate(blocks, start=1):
             progress(f"      run {index}/{len(blocks)}: {first} .. {last}")
-            _execute(
-                defs,
-                "participant_job",
-                instance,
-                tags={ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last},
-            )
+            _run_participant_block(defs, instance, ordered, first, last, run, progress)
         run.seconds["participants"] = time.perf_counter() - started
     else:
         progress(f"[2/3] participants: all {len(scan.ready)} up to date, skipped")
 
     if defs.resolve_job_def("training_job").graph.node_defs:
         trained = trained_participants(instance)
-        run.training_run = force or bool(stale) or run.study_rebuilt or trained is None or set(trained) != set(scan.ready)
+        good = set(scan.ready) - set(run.failed_participants)
+        run.training_run = force or bool(stale) or run.study_rebuilt or trained is None or set(trained) != good
         if run.training_run:
-            progress(f"[3/3] training and evaluation over {len(scan.ready)} participants ...")
+            progress(f"[3/3] training and evaluation over {len(good)} participants ...")
             started = time.perf_counter()
             _execute(defs, "training_job", instance)
             run.seconds["training"] = time.perf_counter() - started

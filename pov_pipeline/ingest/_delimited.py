@@ -128,6 +128,18 @@ def read_delimited(lf: LineFile, delimiter: str | None, notes: list[str]) -> Del
     header_line = lf.lines[header_index].as_py()
     if delimiter is None:
         delimiter = sniff_delimiter(header_line)
+    elif delimiter not in header_line:
+        # A file saved with another separator (Excel writes ';' in many locales) would otherwise
+        # read as one column and fail later with a puzzling "missing column" message.
+        other = sniff_delimiter(header_line)
+        if other != delimiter and other in header_line:
+            raise GazeFormatError(
+                path,
+                f"{_DELIMITER_NAMES.get(delimiter, repr(delimiter))}-separated columns",
+                f"{_DELIMITER_NAMES.get(other, repr(other))}-separated",
+                line=header_index + 1,
+                note=f"header {header_line[:60]!r}; re-export with the vendor's default separator",
+            )
     header = [h.strip().strip('"').strip() for h in header_line.split(delimiter)]
     names, units = [], []
     for h in header:

@@ -266,6 +266,7 @@ def assemble(
     stream: np.ndarray | None = None,
     row_stimulus: Sequence[str] | None = None,
     row_stimulus_code: np.ndarray | None = None,
+    allow_negative_time: bool = False,
 ) -> ReadResult:
     """Shared tail of every reader: time order, trial filter, eye choice, table and report.
 
@@ -297,8 +298,25 @@ def assemble(
     row_stimulus, row_stimulus_code:
         Per-row stimulus ids (distinct values and the code of each row), overriding
         ``trial_stimulus`` when the file names the stimulus on every row.
+    allow_negative_time:
+        Accept time stamps below zero (a generic CSV may count from stimulus onset); vendor clocks
+        never go below zero, so there a negative time stamp is a corrupted field.
+
+    Raises
+    ------
+    GazeFormatError
+        Time going backwards, negative time stamps (unless allowed), no samples inside trials, or
+        no valid sample in the eye(s) kept.
     """
     n = len(t_us)
+    negative = np.flatnonzero(t_us < 0)
+    if len(negative):
+        i = int(negative[0])
+        if not allow_negative_time:
+            raise GazeFormatError(
+                path, "a non-negative time stamp", f"{t_us[i]} µs", line=int(line_numbers[i]), column="t"
+            )
+        report["n_negative_timestamps"] = len(negative)
     keep = np.ones(n, dtype=bool)
     if stream is None:
         keep = check_time_order(t_us, line_numbers, path)
@@ -348,9 +366,42 @@ def assemble(
 
     rows = slice(None) if keep.all() else np.flatnonzero(keep)
     selected = {}
-    for e in wanted:
+    n_valid: dict[str, int] = {}
+    n_infinite = 0
+    for e in recorded:
         x, y, pupil, valid, present = per_eye[e]
-        selected[e] = (x[rows], y[rows], pupil[rows], valid[rows], None if present is None else present[rows])
+        x, y, valid = x[rows], y[rows], valid[rows]
+        mine = np.ones(len(x), dtype=bool) if present is None else present[rows]
+        n_valid[e] = int((valid & np.isfinite(x) & np.isfinite(y) & mine).sum())
+        if e in wanted:
+            n_infinite += int((np.isinf(x) | np.isinf(y))[mine].sum())
+            selected[e] = (x, y, pupil[rows], valid, None if present is None else present[rows])
+    # NaN is how every format spells "lost"; an infinite coordinate is a tracker or export glitch,
+    # kept as a lost sample and counted so it is not silent.
+    report["n_infinite_coordinates_as_lost"] = n_infinite
+    never_valid = [e for e in selected if n_valid[e] == 0]
+    if never_valid and len(never_valid) < len(selected):
+        for e in never_valid:
+            del selected[e]
+        report["eyes_dropped_never_valid"] = never_valid
+        report.setdefault("notes", []).append(
+            f"{'+'.join(never_valid)} eye recorded but never valid; dropped"
+        )
+    elif never_valid:
+        others = {e: c for e, c in n_valid.items() if e not in selected and c}
+        if others:
+            # The session names an eye the tracker never tracked while the other eye has data:
+            # session.json is wrong, and guessing the eye would mislabel every row.
+            raise GazeFormatError(
+                path,
+                f"valid gaze samples for the session's {'+'.join(selected)} eye",
+                f"none of {int(np.count_nonzero(keep))} sample times",
+                column="eye",
+                note=f"the file's {'+'.join(others)} eye has {sum(others.values())} valid samples: "
+                "check 'eye' in session.json",
+            )
+        # A recording lost from start to end is still a recording; the track-loss check flags it.
+        report.setdefault("notes", []).append("no valid gaze sample in the whole file")
     t_index = trial_index[rows]
     if row_stimulus is not None and row_stimulus_code is not None:
         stimulus_ids, stimulus_code = list(row_stimulus), row_stimulus_code[rows]

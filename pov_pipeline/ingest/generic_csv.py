@@ -234,4 +234,5 @@ def read_gaze_csv(
         stream=stream,
         row_stimulus=row_stimulus,
         row_stimulus_code=row_code,
+        allow_negative_time=True,
     )

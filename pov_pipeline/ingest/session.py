@@ -24,6 +24,10 @@ GAZE_FORMATS: tuple[str, ...] = ("eyelink_asc", "tobii_prolab_tsv", "tobii_sdk_t
 SESSION_EYES: tuple[str, ...] = ("left", "right", "binocular")
 #: Keys a ``csv_columns`` mapping may use (``t``, ``x`` and ``y`` are required for format ``csv``).
 CSV_COLUMN_KEYS: tuple[str, ...] = ("t", "x", "y", "pupil", "validity", "trial", "stimulus_id", "eye")
+#: Size guard for ``session.json``.
+MAX_SESSION_BYTES = 1024**2
+#: Size guard for ``responses.csv`` (a few kB per participant in practice).
+MAX_RESPONSES_BYTES = 256 * 1024**2
 
 
 @dataclass(frozen=True)
@@ -119,9 +123,16 @@ def read_session(path: str | PathLike[str]) -> SessionInfo:
     """
     path = Path(path)
     try:
+        # A session file is a few hundred bytes; refuse a huge one before reading it into memory.
+        size = path.stat().st_size
+        if size > MAX_SESSION_BYTES:
+            expected = f"a session.json of at most {MAX_SESSION_BYTES:,} bytes"
+            raise GazeFormatError(path, expected, f"{size:,} bytes")
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise GazeFormatError(path, "a session.json file", "no such file") from None
+    except IsADirectoryError:
+        raise GazeFormatError(path, "a session.json file", "a folder") from None
     except UnicodeDecodeError as exc:
         raise GazeFormatError(path, "UTF-8 JSON", f"byte 0x{exc.object[exc.start]:02x}") from None
     try:
@@ -197,7 +208,13 @@ def read_session(path: str | PathLike[str]) -> SessionInfo:
     )
 
 
-def read_responses(path: str | PathLike[str], participant: str) -> pa.Table:
+def read_responses(
+    path: str | PathLike[str],
+    participant: str,
+    *,
+    known_stimuli: set[str] | None = None,
+    max_bytes: int = MAX_RESPONSES_BYTES,
+) -> pa.Table:
     """Read ``responses.csv`` (``trial,stimulus_id,response,rt_ms``) into ``schemas.RESPONSES``.
 
     Answers are matched case-insensitively after trimming (``"Yes "`` → ``yes``); an empty
@@ -209,15 +226,19 @@ def read_responses(path: str | PathLike[str], participant: str) -> pa.Table:
         The ``responses.csv`` file.
     participant:
         Participant id written into every row.
+    known_stimuli:
+        The study's stimulus ids; when given, a row naming another id is an error.
+    max_bytes:
+        Size guard: bigger files are refused before reading.
 
     Raises
     ------
     GazeFormatError
         Missing columns, a non-integer or repeated trial, an answer outside ``schemas.ANSWER_LABELS``,
-        a non-numeric or negative ``rt_ms`` (each naming its line and value).
+        a non-numeric or negative ``rt_ms``, an unknown stimulus id (each naming its line and value).
     """
     validate_participant_id(participant)
-    lf = read_lines(path, max_bytes=256 * 1024**2)
+    lf = read_lines(path, max_bytes=max_bytes)
     path = lf.path
     table = read_delimited(lf, ",", [])
     needed = ("trial", "stimulus_id", "response", "rt_ms")
@@ -230,6 +251,8 @@ def read_responses(path: str | PathLike[str], participant: str) -> pa.Table:
             line=int(np.flatnonzero(lf.first_byte != 0)[0]) + 1,
             note=f"missing {missing}",
         )
+    if table.n_rows == 0:
+        raise GazeFormatError(path, "one row per trial after the header", "no rows")
     line_numbers = table.line_numbers
     col = {name: table.strings(name) for name in needed}
 
@@ -297,6 +320,22 @@ def read_responses(path: str | PathLike[str], participant: str) -> pa.Table:
     if len(empty):
         i = int(empty[0])
         raise GazeFormatError(path, "a stimulus_id", "", line=int(line_numbers[i]), column="stimulus_id")
+    if known_stimuli is not None:
+        unknown = np.flatnonzero(
+            ~pc.is_in(stimulus, value_set=pa.array(sorted(known_stimuli), pa.string())).to_numpy(
+                zero_copy_only=False
+            )
+        )
+        if len(unknown):
+            i = int(unknown[0])
+            raise GazeFormatError(
+                path,
+                "a stimulus_id listed in study/stimuli.csv",
+                stimulus[i].as_py(),
+                line=int(line_numbers[i]),
+                column="stimulus_id",
+                note=f"{len(unknown)} row(s) name unknown stimuli",
+            )
     table = pa.Table.from_arrays(
         [
             pa.array([participant] * table.n_rows, pa.string()),

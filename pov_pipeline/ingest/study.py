@@ -45,7 +45,9 @@ def read_stimuli(study_dir: Path) -> pa.Table:
     for line_no, image_file in enumerate(frame["image_file"], start=2):
         image_path = (study_dir / image_file).resolve()
         if study_dir.resolve() not in image_path.parents:
-            raise StudyFormatError(f"{path} line {line_no}: image_file {image_file!r} leaves the study folder")
+            raise StudyFormatError(
+                f"{path} line {line_no}: image_file {image_file!r} leaves the study folder"
+            )
         if not image_path.exists():
             raise StudyFormatError(f"{path} line {line_no}: image file {image_file!r} not found")
         hashes.append(hashlib.sha256(image_path.read_bytes()).hexdigest())
@@ -79,7 +81,9 @@ def read_aois(study_dir: Path, stimulus_ids: set[str] | None = None) -> pa.Table
         raise StudyFormatError(f"{path}: not valid UTF-8 JSON ({exc})") from exc
     rows = document.get("aois") if isinstance(document, dict) else None
     if not isinstance(rows, list):
-        raise StudyFormatError(f'{path}: expected an object with an "aois" list, found {type(document).__name__}')
+        raise StudyFormatError(
+            f'{path}: expected an object with an "aois" list, found {type(document).__name__}'
+        )
     frame = pd.DataFrame(rows)
     missing = [c for c in AOIS.names if c not in frame.columns]
     if missing:

@@ -136,7 +136,7 @@ class TokenTransformer(nn.Module):
         dropout: float = 0.1,
         n_classes: int = 3,
         use_gaze_bias: bool = False,
-        lambda_init: float = 1.0,
+        lambda_init: float = 3.0,
         max_words: int = 128,
     ) -> None:
         super().__init__()

@@ -66,7 +66,8 @@ class TrainConfig:
     lambda_lr_scale:
         Learning-rate multiplier of the PGMT's ``λ`` (a handful of scalars that need to move far).
     lambda_init:
-        Initial ``λ`` of every PGMT layer and head.
+        Initial ``λ`` of every PGMT layer and head. Learned values settled at 4–5 on a 15 000-trial
+        synthetic study; starting at 3 instead of 1 reached the same accuracy in fewer epochs.
     d_model, n_heads, n_layers:
         Network size.
     dropout:
@@ -348,7 +349,6 @@ def reduce_features(feat: np.ndarray, mask: np.ndarray, n_components: int) -> np
     out = np.zeros((*feat.shape[:2], basis.shape[1]), dtype=np.float32)
     out[mask] = ((x - mean) @ basis).astype(np.float32)
     return out
-
 
 
 def _naive(train_y: np.ndarray, train_p: np.ndarray, test_p: np.ndarray) -> dict[str, np.ndarray]:

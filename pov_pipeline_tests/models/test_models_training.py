@@ -116,10 +116,14 @@ def test_run_experiment_tiny(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_pgmt_learns_planted_verification_signal() -> None:
-    """Self-check: on a study where fixation order matters, PGMT beats the content Transformer."""
-    d = make_synthetic_study(n_participants=30, n_stimuli=45, seed=11, verify_rate=0.5)
+    """Self-check (~35 s): where fixation order carries the signal, PGMT beats the content Transformer.
+
+    Measured at this seed: PGMT − Transformer = +0.071 (95 % CI +0.046 … +0.100); shuffling the fixation
+    order at test time brings it back to +0.007.
+    """
+    d = make_synthetic_study(n_participants=40, n_stimuli=60, seed=11, perception_scale=2.0)
     ex = _examples(d)
-    cfg = TrainConfig(epochs=15, patience=3, n_folds=3, models=("transformer", "pgmt"))
+    cfg = TrainConfig(n_folds=3, models=("transformer", "pgmt"))
     sp = make_splits(ex, protocol="unseen_stimuli", n_folds=3, seed=0)
     res = run_experiment(
         ex,
@@ -135,4 +139,5 @@ def test_pgmt_learns_planted_verification_signal() -> None:
     gain = m.loc[("pgmt", "delta_accuracy_vs_transformer")]
     assert gain["value"] > 0.03 and gain["ci_low"] > 0
     shuffled = m.loc[("pgmt_shuffled", "delta_accuracy_vs_transformer"), "value"]
-    assert shuffled < gain["value"]
+    assert shuffled < 0.5 * gain["value"]
+    assert (res.lambdas["lambda"] > 0).all()
