@@ -25,8 +25,10 @@ install: $(STAMP)
 demo: install
 	$(VENV)/bin/pov demo
 
+# Its own lake and Dagster instance: an instance's metadata describes one lake.
 demo-paper: install
-	$(VENV)/bin/pov --lake build/paper_lake demo --size paper
+	mkdir -p build/paper_lake/.dagster_home
+	DAGSTER_HOME=$(CURDIR)/build/paper_lake/.dagster_home $(VENV)/bin/pov --lake build/paper_lake demo --size paper
 
 test: install
 	$(PY) -m pytest

@@ -98,7 +98,11 @@ def _execute(defs: Definitions, job_name: str, instance: DagsterInstance, tags: 
         if not event.is_step_failure:
             continue
         data = event.step_failure_data
-        failures.append(f"{event.step_key}: {data.error.message.strip() if data.error else ''}")
+        error, messages = data.error, []
+        while error is not None:  # the step error wraps the user's exception as its cause
+            messages.append(error.message.strip())
+            error = error.cause
+        failures.append(f"{event.step_key}: {messages[-1] if messages else ''}")
         user_data = data.user_failure_data
         if user_data is not None and "failed_participants" in user_data.metadata:
             failed_participants.update(user_data.metadata["failed_participants"].value)

@@ -66,11 +66,19 @@ def inner_validation_mask(
 ) -> np.ndarray:
     """Boolean mask over ``train`` rows held out for early stopping, grouped like the outer split.
 
-    At least one group is held out and at least one is kept for training.
+    At least one group is held out and at least one is kept for training; with a single group,
+    a share of its rows is held out instead.
     """
     col = group_column(protocol)
     groups = train[col].astype(str).to_numpy()
     uniq = np.unique(groups)
+    if len(uniq) < 2:
+        # A single group cannot be split by group (tiny studies): hold out rows instead.
+        rng = np.random.default_rng(seed)
+        n_val = max(1, round(val_fraction * len(groups))) if len(groups) > 1 else 0
+        mask = np.zeros(len(groups), dtype=bool)
+        mask[rng.choice(len(groups), size=n_val, replace=False)] = True
+        return mask
     n_val = int(np.clip(round(val_fraction * len(uniq)), 1, max(len(uniq) - 1, 1)))
     chosen = np.random.default_rng(seed).choice(uniq, size=n_val, replace=False)
     return np.isin(groups, chosen)

@@ -168,6 +168,8 @@ class ExperimentResult:
 
 
 def _batches(n: int, batch_size: int, gen: torch.Generator | None) -> list[torch.Tensor]:
+    if n == 0:
+        return []
     order = torch.randperm(n, generator=gen) if gen is not None else torch.arange(n)
     return list(order.split(batch_size))
 
