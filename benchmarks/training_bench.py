@@ -18,7 +18,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--lake", default=str(ROOT / "build" / "paper_lake"))
     parser.add_argument("--n-boot", type=int, default=1000)
     args = parser.parse_args(argv)
@@ -29,14 +31,22 @@ def main(argv: list[str] | None = None) -> int:
     paths = LakePaths(Path(args.lake))
     needed = ["training_examples", "splits", "aois", "stimuli", "text_features", "image_features"]
     if not all(paths.table_dir(t).exists() for t in needed):
-        print(f"{paths.root} has no training tables: run `make demo-paper` first (or pass --lake)", file=sys.stderr)
+        print(
+            f"{paths.root} has no training tables: run `make demo-paper` first (or pass --lake)",
+            file=sys.stderr,
+        )
         return 2
-    tables = {name: read_table(paths, name).to_pandas() for name in [*needed, "truth_trials"] if paths.table_dir(name).exists()}
+    tables = {
+        name: read_table(paths, name).to_pandas()
+        for name in [*needed, "truth_trials"]
+        if paths.table_dir(name).exists()
+    }
     examples, splits = tables["training_examples"], tables["splits"]
     n_folds = int(splits["fold"].max()) + 1
     print(
         f"lake {paths.root}: {examples['participant'].nunique()} participants, "
-        f"{examples['stimulus_id'].nunique()} stimuli, {len(examples):,} trials, {n_folds} folds × 2 protocols"
+        f"{examples['stimulus_id'].nunique()} stimuli, {len(examples):,} trials, "
+        f"{n_folds} folds × 2 protocols"
     )
     started = time.perf_counter()
     result = run_experiment(
@@ -57,10 +67,15 @@ def main(argv: list[str] | None = None) -> int:
         per_model = log.groupby(["protocol", "model"])["seconds"].sum().unstack(0).round(1)
         print("\nfit seconds (sum over folds):")
         print(per_model.to_string())
-    accuracy = result.metrics[result.metrics["metric"] == "accuracy"].pivot(index="model", columns="protocol", values="value")
+    accuracy = result.metrics[result.metrics["metric"] == "accuracy"].pivot(
+        index="model", columns="protocol", values="value"
+    )
     print("\naccuracy:")
     print(accuracy.round(4).to_string())
-    print(f"\ntotal training + evaluation: {seconds:.1f} s (budget 900 s) -> {'met' if seconds <= 900 else 'NOT met'}")
+    print(
+        f"\ntotal training + evaluation: {seconds:.1f} s (budget 900 s) -> "
+        f"{'met' if seconds <= 900 else 'NOT met'}"
+    )
     return 0
 
 

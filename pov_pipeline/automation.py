@@ -70,7 +70,9 @@ def scan_landing(landing_dir: Path) -> LandingScan:
             continue
         lower = name.lower()
         if lower in seen_lower:
-            scan.invalid[name] = f"duplicates participant folder {seen_lower[lower]!r} (ids differ only in case)"
+            scan.invalid[name] = (
+                f"duplicates participant folder {seen_lower[lower]!r} (ids differ only in case)"
+            )
             continue
         seen_lower[lower] = name
         folder = landing_dir / name
@@ -145,4 +147,6 @@ def retrain_schedule(context: ScheduleEvaluationContext) -> RunRequest | SkipRea
         new = sorted(set(processed) - set(trained))
         if not new:
             return SkipReason(f"no new participants since the last training ({len(trained)} covered)")
-    return RunRequest(run_key=f"train:{participants_signature(processed)}", tags={"pov/participants": str(len(processed))})
+    return RunRequest(
+        run_key=f"train:{participants_signature(processed)}", tags={"pov/participants": str(len(processed))}
+    )

@@ -82,7 +82,9 @@ def _materialize(paths, *, force: bool) -> object:
 
     defs = build_definitions(str(paths.root))
     with DagsterInstance.get() as instance:
-        return materialize_pipeline(defs, instance, paths, force=force, progress=lambda m: print(m, flush=True))
+        return materialize_pipeline(
+            defs, instance, paths, force=force, progress=lambda m: print(m, flush=True)
+        )
 
 
 def _report_failures(run) -> int:
@@ -116,7 +118,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     if args.force or not marker.exists() or marker.read_text() != wanted:
         if marker.exists() and marker.read_text() != wanted and not args.force:
-            print(f"the lake at {paths.root} holds another demo ({marker.read_text()}); use --force to replace it")
+            print(
+                f"the lake at {paths.root} holds another demo ({marker.read_text()}); "
+                "use --force to replace it"
+            )
             return 2
         print(f"Generating the {args.size} demo study (seed {args.seed}) in {paths.root} ...", flush=True)
 
@@ -129,7 +134,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         marker.write_text(wanted)
     else:
         print(f"Demo study ({args.size}, seed {args.seed}) already generated in {paths.root}")
-    print("Materializing through Dagster (DAGSTER_HOME=%s) ..." % os.environ["DAGSTER_HOME"], flush=True)
+    print(f"Materializing through Dagster (DAGSTER_HOME={os.environ['DAGSTER_HOME']}) ...", flush=True)
     run = _materialize(paths, force=args.force)
     _print_summary(paths)
     print(f"\nDone in {time.perf_counter() - started:.1f} s")
@@ -150,7 +155,9 @@ def cmd_events(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pov", description="pov_pipeline: eye-tracking studies → analysable data")
+    parser = argparse.ArgumentParser(
+        prog="pov", description="pov_pipeline: eye-tracking studies → analysable data"
+    )
     parser.add_argument("--lake", help="lake folder (default: $POV_LAKE_DIR or ./data_lake)")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -178,7 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
     events.add_argument("--screen-px", nargs=2, type=float, metavar=("W", "H"), default=(1920.0, 1080.0))
     events.add_argument("--screen-mm", nargs=2, type=float, metavar=("W", "H"), default=(531.0, 299.0))
     events.add_argument("--distance-mm", type=float, default=650.0)
-    events.add_argument("--method", default=None, help="detection method (default: the best on the benchmark)")
+    events.add_argument(
+        "--method", default=None, help="detection method (default: the best on the benchmark)"
+    )
     events.set_defaults(func=cmd_events)
     return parser
 

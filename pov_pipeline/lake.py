@@ -398,7 +398,8 @@ class ParquetLakeIOManager(ConfigurableIOManager):
             missing = sorted(set(participants) - set(present))
             if missing:
                 context.log.warning(
-                    f"{name}: {len(missing)} participant partition(s) not materialized, left out: {missing[:20]}"
+                    f"{name}: {len(missing)} participant partition(s) not materialized, "
+                    f"left out: {missing[:20]}"
                 )
             participants = present
         return read_table(self.paths, name, participants).to_pandas()

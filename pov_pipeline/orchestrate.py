@@ -18,8 +18,8 @@ from dagster._core.storage.tags import (
 )
 
 from pov_pipeline.assets.ingest import participant_fingerprint
-from pov_pipeline.ingest.study import study_fingerprint
 from pov_pipeline.automation import scan_landing, trained_participants
+from pov_pipeline.ingest.study import study_fingerprint
 from pov_pipeline.jobs import TRAINING_ENTRY_ASSET
 from pov_pipeline.lake import LakePaths
 from pov_pipeline.partitions import participants_partitions
@@ -45,9 +45,7 @@ def _latest_metadata(instance: DagsterInstance, asset: str, partition: str | Non
         event = instance.get_latest_materialization_event(AssetKey(asset))
         materialization = event.asset_materialization if event else None
     else:
-        events = instance.fetch_materializations(
-            _records_filter(asset, partition), limit=1
-        ).records
+        events = instance.fetch_materializations(_records_filter(asset, partition), limit=1).records
         materialization = events[0].asset_materialization if events else None
     if materialization is None:
         return None
@@ -77,7 +75,7 @@ def _contiguous_blocks(ordered: list[str], selected: set[str]) -> list[tuple[str
     return blocks
 
 
-class JobFailed(RuntimeError):
+class JobFailedError(RuntimeError):
     """A job run failed; ``failed_participants`` names those whose input was at fault."""
 
     def __init__(self, message: str, failed_participants: dict[str, str]):
@@ -85,7 +83,9 @@ class JobFailed(RuntimeError):
         self.failed_participants = failed_participants
 
 
-def _execute(defs: Definitions, job_name: str, instance: DagsterInstance, tags: dict[str, str] | None = None) -> None:
+def _execute(
+    defs: Definitions, job_name: str, instance: DagsterInstance, tags: dict[str, str] | None = None
+) -> None:
     job = defs.resolve_job_def(job_name)
     result = job.execute_in_process(
         instance=instance, tags=tags or {}, run_config=QUIET_RUN_CONFIG, raise_on_error=False
@@ -106,7 +106,8 @@ def _execute(defs: Definitions, job_name: str, instance: DagsterInstance, tags: 
         user_data = data.user_failure_data
         if user_data is not None and "failed_participants" in user_data.metadata:
             failed_participants.update(user_data.metadata["failed_participants"].value)
-    raise JobFailed(f"{job_name} failed (run {result.run_id}):\n" + "\n".join(failures), failed_participants)
+    message = f"{job_name} failed (run {result.run_id}):\n" + "\n".join(failures)
+    raise JobFailedError(message, failed_participants)
 
 
 def _run_participant_block(
@@ -115,7 +116,7 @@ def _run_participant_block(
     ordered: list[str],
     first: str,
     last: str,
-    run: "PipelineRun",
+    run: PipelineRun,
     progress: Callable[[str], None],
 ) -> None:
     """Run one block of participants; if some fail on their input, run the others again.
@@ -128,7 +129,7 @@ def _run_participant_block(
     try:
         _execute(defs, "participant_job", instance, tags=tags)
         return
-    except JobFailed as failure:
+    except JobFailedError as failure:
         if not failure.failed_participants:
             raise
         bad = failure.failed_participants
@@ -194,7 +195,9 @@ def materialize_pipeline(
             stale.add(participant)
     run.participants_run = sorted(stale)
     if stale:
-        ordered = [p for p in instance.get_dynamic_partitions(participants_partitions.name) if p in set(scan.ready)]
+        ordered = [
+            p for p in instance.get_dynamic_partitions(participants_partitions.name) if p in set(scan.ready)
+        ]
         blocks = _contiguous_blocks(ordered, stale)
         progress(f"[2/3] participants: {len(stale)} to process in {len(blocks)} run(s) ...")
         started = time.perf_counter()
@@ -208,7 +211,9 @@ def materialize_pipeline(
     if defs.resolve_job_def("training_job").graph.node_defs:
         trained = trained_participants(instance)
         good = set(scan.ready) - set(run.failed_participants)
-        run.training_run = force or bool(stale) or run.study_rebuilt or trained is None or set(trained) != good
+        run.training_run = (
+            force or bool(stale) or run.study_rebuilt or trained is None or set(trained) != good
+        )
         if run.training_run:
             progress(f"[3/3] training and evaluation over {len(good)} participants ...")
             started = time.perf_counter()

@@ -110,6 +110,7 @@ SESSIONS = pa.schema(
     ]
 )
 
+
 def _schema(*columns: tuple[str, pa.DataType]) -> pa.Schema:
     return pa.schema(list(columns))
 
@@ -201,9 +202,7 @@ GAZE_QUALITY = _schema(
     ("flags", _S),
 )
 
-TRUTH_TRIALS = _schema(
-    *_TRIAL_KEY, ("p_yes", _F64), ("p_no", _F64), ("p_unsure", _F64)
-)
+TRUTH_TRIALS = _schema(*_TRIAL_KEY, ("p_yes", _F64), ("p_no", _F64), ("p_unsure", _F64))
 
 #: Tables whose schema is fixed here; the IO manager casts them on write. Tables of later
 #: stages register their schemas next to the code that builds them.

@@ -32,7 +32,9 @@ def _deliver(landing: Path, name: str, *, complete: bool = True) -> None:
 
 
 def _tick(instance: DagsterInstance, lake_dir: Path):
-    context = build_sensor_context(instance=instance, resources={"lake": LakeResource(lake_dir=str(lake_dir))})
+    context = build_sensor_context(
+        instance=instance, resources={"lake": LakeResource(lake_dir=str(lake_dir))}
+    )
     result = participants_sensor(context)
     if isinstance(result, SensorResult):
         # Apply the partition requests as the daemon would.

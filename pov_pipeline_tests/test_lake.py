@@ -51,7 +51,9 @@ def test_partitioned_write_uses_hive_layout_and_catalog_queries_it(tmp_path):
 
 def test_rewriting_a_partition_leaves_the_others_untouched(tmp_path):
     paths = LakePaths(tmp_path)
-    write_table(paths, "responses", pa.concat_tables([_responses("p1", 3), _responses("p2", 2)]), ["p1", "p2"])
+    write_table(
+        paths, "responses", pa.concat_tables([_responses("p1", 3), _responses("p2", 2)]), ["p1", "p2"]
+    )
     before = paths.table_file("responses", "p2").read_bytes()
     write_table(paths, "responses", _responses("p1", 1), ["p1"])
     assert paths.table_file("responses", "p2").read_bytes() == before
@@ -83,7 +85,7 @@ def test_failed_write_leaves_previous_file_and_no_temp_files(tmp_path):
     write_parquet_atomic(RESPONSES.empty_table(), target)
     good = target.read_bytes()
 
-    with pytest.raises(Exception):
+    with pytest.raises(AttributeError):
         write_parquet_atomic("not a table", target)  # type: ignore[arg-type]
     assert target.read_bytes() == good
     assert [p.name for p in target.parent.iterdir()] == ["part-0.parquet"]

@@ -29,12 +29,19 @@ def test_a_broken_participant_fails_alone_and_training_covers_the_rest(tmp_path)
 
     paths = LakePaths(tmp_path)
     with DagsterInstance.ephemeral() as instance:
-        run = materialize_pipeline(build_definitions(str(tmp_path)), instance, paths, progress=lambda _m: None)
+        run = materialize_pipeline(
+            build_definitions(str(tmp_path)), instance, paths, progress=lambda _m: None
+        )
     assert list(run.failed_participants) == [broken]
     assert gaze.name in run.failed_participants[broken] and "line" in run.failed_participants[broken]
     with connect_catalog(paths) as con:
-        done = [r[0] for r in con.execute("SELECT DISTINCT participant FROM transitions ORDER BY 1").fetchall()]
-        trained = [r[0] for r in con.execute("SELECT DISTINCT participant FROM training_examples ORDER BY 1").fetchall()]
+        done = [
+            r[0] for r in con.execute("SELECT DISTINCT participant FROM transitions ORDER BY 1").fetchall()
+        ]
+        trained = [
+            r[0]
+            for r in con.execute("SELECT DISTINCT participant FROM training_examples ORDER BY 1").fetchall()
+        ]
     good = [p for p in summary.participant_ids if p != broken]
     assert done == good
     assert trained == good

@@ -37,7 +37,9 @@ def test_every_participant_is_processed_and_raw_gaze_matches_the_generator(pipel
     summary, paths, _defs, _instance, first = pipeline
     assert first.participants_run == list(summary.participant_ids)
     assert _query(paths, "SELECT count(*) FROM raw_gaze") == [(summary.n_samples,)]
-    per_participant = _query(paths, "SELECT participant, count(DISTINCT trial) FROM raw_gaze GROUP BY 1 ORDER BY 1")
+    per_participant = _query(
+        paths, "SELECT participant, count(DISTINCT trial) FROM raw_gaze GROUP BY 1 ORDER BY 1"
+    )
     assert per_participant == [(p, summary.n_stimuli) for p in summary.participant_ids]
     assert (paths.tables / "raw_gaze" / "participant=p001" / "part-0.parquet").exists()
 
@@ -45,10 +47,17 @@ def test_every_participant_is_processed_and_raw_gaze_matches_the_generator(pipel
 def test_gaze_tables_are_consistent(pipeline):
     _summary, paths, *_ = pipeline
     # Every trial has fixations, each mapped to exactly one AOI.
-    assert _query(paths, "SELECT count(*) FROM (SELECT participant, trial FROM fixations GROUP BY 1, 2)")[0][0] == 12
+    assert (
+        _query(paths, "SELECT count(*) FROM (SELECT participant, trial FROM fixations GROUP BY 1, 2)")[0][0]
+        == 12
+    )
     assert _query(paths, "SELECT count(*) FROM fixations") == _query(paths, "SELECT count(*) FROM aoi_hits")
     # Row-normalised transition probabilities sum to one per source AOI.
-    sums = _query(paths, "SELECT max(abs(s - 1)) FROM (SELECT sum(prob) AS s FROM transitions GROUP BY participant, trial, from_aoi)")
+    sums = _query(
+        paths,
+        "SELECT max(abs(s - 1)) FROM "
+        "(SELECT sum(prob) AS s FROM transitions GROUP BY participant, trial, from_aoi)",
+    )
     assert sums[0][0] < 1e-9
     # Labels cover every sample of the selected signal.
     labels = set(x[0] for x in _query(paths, "SELECT DISTINCT label FROM sample_labels"))
@@ -67,7 +76,9 @@ def test_detection_agrees_with_the_generators_truth(pipeline):
         truth = truth[truth["eye"] == truth["eye"].iloc[0]]
         merged = truth.merge(found, on=["trial", "t_us"], suffixes=("_truth", "_found"))
         assert len(merged) == len(truth)
-        kappas.append(cohen_kappa_score(merged["label_truth"] == "fixation", merged["label_found"] == "fixation"))
+        kappas.append(
+            cohen_kappa_score(merged["label_truth"] == "fixation", merged["label_found"] == "fixation")
+        )
     assert np.mean(kappas) > 0.75, kappas
 
 
@@ -80,7 +91,7 @@ def test_second_run_skips_everything(pipeline):
 
 
 def test_a_new_participant_runs_alone(pipeline, tmp_path):
-    summary, paths, defs, instance, _first = pipeline
+    _summary, paths, defs, instance, _first = pipeline
     # Participants draw from their own random streams, so a larger study adds p004 and leaves
     # p001-p003 byte-identical.
     bigger = generate_study(paths.root, DemoSize(4, 4, 2.0), seed=11)

@@ -47,7 +47,15 @@ def test_webserver_serves_asset_keys_on_loopback_only(tmp_path):
     webserver = Path(sys.executable).with_name("dagster-webserver")
     # Own process group, so the webserver and the code server it spawns stop together.
     process = subprocess.Popen(
-        [str(webserver), "--host", "127.0.0.1", "--port", str(port), "-w", str(PROJECT_ROOT / "workspace.yaml")],
+        [
+            str(webserver),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "-w",
+            str(PROJECT_ROOT / "workspace.yaml"),
+        ],
         cwd=PROJECT_ROOT,
         env=env,
         stdout=subprocess.PIPE,

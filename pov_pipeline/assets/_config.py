@@ -1,6 +1,5 @@
 """Dagster ``Config`` classes derived from the pure layer's parameter dataclasses."""
 
-
 import dataclasses
 import typing
 

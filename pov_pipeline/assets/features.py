@@ -4,7 +4,6 @@ Encoders are the most expensive step, so the pure layer keeps a content-addresse
 ``<lake>/cache/features/``: unchanged stimuli cost no forward pass on re-materialization.
 """
 
-
 import pandas as pd
 import pyarrow as pa
 import pydantic
@@ -50,7 +49,18 @@ def _progress(context: AssetExecutionContext, what: str):
 
 
 def _stats_metadata(stats: dict) -> dict:
-    keep = ("encoded", "reused", "encoder_id", "weights_sha256", "pretrained", "device", "seconds", "dim", "model_source", "model_path")
+    keep = (
+        "encoded",
+        "reused",
+        "encoder_id",
+        "weights_sha256",
+        "pretrained",
+        "device",
+        "seconds",
+        "dim",
+        "model_source",
+        "model_path",
+    )
     metadata = {key: stats[key] for key in keep if key in stats}
     metadata["seconds"] = round(float(metadata.get("seconds", 0.0)), 3)
     return {key: (MetadataValue.text(str(v)) if isinstance(v, str) else v) for key, v in metadata.items()}
@@ -58,19 +68,31 @@ def _stats_metadata(stats: dict) -> dict:
 
 @asset(group_name="features", io_manager_key="lake_io_manager", code_version="1")
 def text_features(
-    context: AssetExecutionContext, config: TextFeaturesConfig, lake: LakeResource, stimuli: pd.DataFrame, aois: pd.DataFrame
+    context: AssetExecutionContext,
+    config: TextFeaturesConfig,
+    lake: LakeResource,
+    stimuli: pd.DataFrame,
+    aois: pd.DataFrame,
 ) -> Output[pa.Table]:
     """One vector per caption word AOI (word pieces mean-pooled) plus a sentence vector per caption."""
     encoder = TextEncoderConfig(**config.model_dump())
     table, stats = encode_text_features(
-        stimuli, aois, encoder, feature_cache_dir(lake.paths.root, "text"), progress=_progress(context, "captions")
+        stimuli,
+        aois,
+        encoder,
+        feature_cache_dir(lake.paths.root, "text"),
+        progress=_progress(context, "captions"),
     )
     return Output(table, metadata={"n_rows": table.num_rows, **_stats_metadata(stats)})
 
 
 @asset(group_name="features", io_manager_key="lake_io_manager", code_version="1")
 def image_features(
-    context: AssetExecutionContext, config: ImageFeaturesConfig, lake: LakeResource, stimuli: pd.DataFrame, aois: pd.DataFrame
+    context: AssetExecutionContext,
+    config: ImageFeaturesConfig,
+    lake: LakeResource,
+    stimuli: pd.DataFrame,
+    aois: pd.DataFrame,
 ) -> Output[pa.Table]:
     """One vector per image-object AOI (RoI-pooled from the CNN grid) plus a global vector per image."""
     encoder = ImageEncoderConfig(**config.model_dump())

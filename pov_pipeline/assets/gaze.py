@@ -4,7 +4,6 @@ Each asset reads its upstream tables, calls one pure function of ``pov_pipeline.
 participant (geometry differs between sessions) and returns a table with metadata.
 """
 
-
 from collections.abc import Iterator
 from typing import Any
 
@@ -55,7 +54,9 @@ class DetectionConfig(Config):
     """Which detector runs, and its parameters (only the chosen method's block is used)."""
 
     method: str = pydantic.Field(default=DEFAULT_METHOD, description="adaptive | ivt | idt")
-    eye_mode: str = pydantic.Field(default="average", description="binocular data: average | left | right | best")
+    eye_mode: str = pydantic.Field(
+        default="average", description="binocular data: average | left | right | best"
+    )
     ivt: IVTConfig = pydantic.Field(default_factory=IVTConfig)  # type: ignore[valid-type]
     idt: IDTConfig = pydantic.Field(default_factory=IDTConfig)  # type: ignore[valid-type]
     adaptive: AdaptiveConfig = pydantic.Field(default_factory=AdaptiveConfig)  # type: ignore[valid-type]
@@ -82,8 +83,13 @@ def _by_participant(frame: pd.DataFrame, sessions: pd.DataFrame) -> Iterator[tup
 
 @multi_asset(
     outs={
-        "gaze_events": AssetOut(io_manager_key="lake_io_manager", description="Fixations, saccades, PSOs, blinks and lost runs per trial."),
-        "sample_labels": AssetOut(io_manager_key="lake_io_manager", description="One event label per gaze sample."),
+        "gaze_events": AssetOut(
+            io_manager_key="lake_io_manager",
+            description="Fixations, saccades, PSOs, blinks and lost runs per trial.",
+        ),
+        "sample_labels": AssetOut(
+            io_manager_key="lake_io_manager", description="One event label per gaze sample."
+        ),
     },
     group_name="gaze",
     partitions_def=participants_partitions,
@@ -96,7 +102,11 @@ def detect_gaze_events(
     events_parts, label_parts = [], []
     for session, samples in _by_participant(raw_gaze, sessions):
         labels, events = detect_trials(
-            samples, geometry_of(session), method=config.method, params=config.params(), eye_mode=config.eye_mode
+            samples,
+            geometry_of(session),
+            method=config.method,
+            params=config.params(),
+            eye_mode=config.eye_mode,
         )
         label_parts.append(labels)
         events_parts.append(events)
@@ -104,11 +114,17 @@ def detect_gaze_events(
     events = pd.concat(events_parts, ignore_index=True) if events_parts else pd.DataFrame()
     labels = pd.concat(label_parts, ignore_index=True) if label_parts else pd.DataFrame()
     counts = events["event"].value_counts().to_dict() if len(events) else {}
-    label_share = (labels["label"].value_counts(normalize=True) * 100).round(2).to_dict() if len(labels) else {}
+    label_share = (
+        (labels["label"].value_counts(normalize=True) * 100).round(2).to_dict() if len(labels) else {}
+    )
     yield Output(
         events,
         output_name="gaze_events",
-        metadata={"method": config.method, "events": MetadataValue.json(counts), "params": MetadataValue.json(config.params())},
+        metadata={
+            "method": config.method,
+            "events": MetadataValue.json(counts),
+            "params": MetadataValue.json(config.params()),
+        },
     )
     yield Output(labels, output_name="sample_labels", metadata={"label_pct": MetadataValue.json(label_share)})
 
@@ -137,7 +153,11 @@ class QualityConfig(Config):
     **PARTITIONED,
     code_version="1",
     check_specs=[
-        AssetCheckSpec("trial_quality_within_thresholds", asset="gaze_quality", description="share of trials with any quality warning"),
+        AssetCheckSpec(
+            "trial_quality_within_thresholds",
+            asset="gaze_quality",
+            description="share of trials with any quality warning",
+        ),
     ],
 )
 def gaze_quality(config: QualityConfig, raw_gaze: pd.DataFrame, sessions: pd.DataFrame) -> Iterator:
@@ -161,7 +181,9 @@ def gaze_quality(config: QualityConfig, raw_gaze: pd.DataFrame, sessions: pd.Dat
         )
         parts.append(flags)
     table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
-    flag_columns = [c for c in table.columns if c.startswith("flag_") and c != "flag_any"] if len(table) else []
+    flag_columns = (
+        [c for c in table.columns if c.startswith("flag_") and c != "flag_any"] if len(table) else []
+    )
     flagged = table["flag_any"] if len(table) else pd.Series(dtype=bool)
     summary = {c: int(table[c].sum()) for c in flag_columns}
     yield Output(
@@ -169,7 +191,9 @@ def gaze_quality(config: QualityConfig, raw_gaze: pd.DataFrame, sessions: pd.Dat
         metadata={
             "n_trials": len(table),
             "median_track_loss_pct": float(table["track_loss_pct"].median()) if len(table) else 0.0,
-            "median_precision_rms_s2s_deg": float(table["precision_rms_s2s_deg"].median()) if len(table) else 0.0,
+            "median_precision_rms_s2s_deg": float(table["precision_rms_s2s_deg"].median())
+            if len(table)
+            else 0.0,
             "warnings": MetadataValue.json(summary),
         },
     )
@@ -178,19 +202,26 @@ def gaze_quality(config: QualityConfig, raw_gaze: pd.DataFrame, sessions: pd.Dat
         check_name="trial_quality_within_thresholds",
         passed=bool(flagged_pct <= 10.0),
         severity=AssetCheckSeverity.WARN,
-        metadata={"trials_with_warnings_pct": round(flagged_pct, 2), "by_warning": MetadataValue.json(summary)},
+        metadata={
+            "trials_with_warnings_pct": round(flagged_pct, 2),
+            "by_warning": MetadataValue.json(summary),
+        },
     )
 
 
 class AoiConfig(Config):
     """How fixations are mapped to AOIs."""
 
-    tolerance_deg: float = pydantic.Field(default=0.5, description="margin around each AOI, degrees of visual angle")
+    tolerance_deg: float = pydantic.Field(
+        default=0.5, description="margin around each AOI, degrees of visual angle"
+    )
     overlap_rule: str = pydantic.Field(default="smallest", description="smallest | nearest_centroid")
 
 
 @asset(**PARTITIONED, code_version="1")
-def aoi_hits(config: AoiConfig, fixations: pd.DataFrame, aois: pd.DataFrame, sessions: pd.DataFrame) -> Output[pd.DataFrame]:
+def aoi_hits(
+    config: AoiConfig, fixations: pd.DataFrame, aois: pd.DataFrame, sessions: pd.DataFrame
+) -> Output[pd.DataFrame]:
     """One row per fixation with the AOI it landed on, or ``background`` / ``off_screen``."""
     parts = []
     for session, trial_fixations in _by_participant(fixations, sessions):
@@ -218,7 +249,9 @@ def aoi_dwell(aoi_hits: pd.DataFrame) -> Output[pd.DataFrame]:
 
 
 class SequenceConfig(Config):
-    collapse_repeats: bool = pydantic.Field(default=False, description="merge consecutive fixations on one AOI")
+    collapse_repeats: bool = pydantic.Field(
+        default=False, description="merge consecutive fixations on one AOI"
+    )
 
 
 @asset(**PARTITIONED, code_version="1")
@@ -229,7 +262,9 @@ def aoi_sequences(config: SequenceConfig, aoi_hits: pd.DataFrame) -> Output[pd.D
         table,
         metadata={
             "n_trials": len(table),
-            "mean_transition_entropy_bits": float(table["transition_entropy_bits"].mean()) if len(table) else 0.0,
+            "mean_transition_entropy_bits": float(table["transition_entropy_bits"].mean())
+            if len(table)
+            else 0.0,
         },
     )
 
@@ -238,4 +273,10 @@ def aoi_sequences(config: SequenceConfig, aoi_hits: pd.DataFrame) -> Output[pd.D
 def transitions(config: SequenceConfig, aoi_hits: pd.DataFrame) -> Output[pd.DataFrame]:
     """Long-format AOI transition matrices: counts and row-normalised probabilities per trial."""
     table = transition_table(aoi_hits, collapse_repeats=config.collapse_repeats)
-    return Output(table, metadata={"n_rows": len(table), "n_trials": int(table[["participant", "trial"]].drop_duplicates().shape[0]) if len(table) else 0})
+    return Output(
+        table,
+        metadata={
+            "n_rows": len(table),
+            "n_trials": int(table[["participant", "trial"]].drop_duplicates().shape[0]) if len(table) else 0,
+        },
+    )

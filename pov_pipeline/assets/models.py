@@ -33,7 +33,8 @@ GROUP = "models"
     outs={
         "training_examples": AssetOut(
             io_manager_key="lake_io_manager",
-            description="One row per (participant, trial): answer, AOI sequence with dwell, transitions, feature references.",
+            description="One row per (participant, trial): answer, AOI sequence with dwell, "
+            "transitions, feature references.",
         ),
         "excluded_trials": AssetOut(
             io_manager_key="lake_io_manager",
@@ -65,10 +66,16 @@ def build_examples(
         metadata={
             "n_examples": len(examples),
             "participants": MetadataValue.json(participants),
-            "answers": MetadataValue.json(examples["response"].value_counts().to_dict() if len(examples) else {}),
+            "answers": MetadataValue.json(
+                examples["response"].value_counts().to_dict() if len(examples) else {}
+            ),
         },
     )
-    yield Output(excluded, output_name="excluded_trials", metadata={"n_excluded": len(excluded), "reasons": MetadataValue.json(reasons)})
+    yield Output(
+        excluded,
+        output_name="excluded_trials",
+        metadata={"n_excluded": len(excluded), "reasons": MetadataValue.json(reasons)},
+    )
 
 
 class SplitConfig(Config):
@@ -87,9 +94,15 @@ def splits(config: SplitConfig, training_examples: pd.DataFrame) -> Output[pd.Da
     parts = []
     for protocol in PROTOCOLS:
         groups = n_participants if protocol == "unseen_participants" else n_stimuli
-        parts.append(make_splits(training_examples, protocol=protocol, n_folds=min(config.n_folds, groups), seed=config.seed))
+        parts.append(
+            make_splits(
+                training_examples, protocol=protocol, n_folds=min(config.n_folds, groups), seed=config.seed
+            )
+        )
     table = pd.concat(parts, ignore_index=True)
-    return Output(table, metadata={"protocols": MetadataValue.json(list(PROTOCOLS)), "n_folds": config.n_folds})
+    return Output(
+        table, metadata={"protocols": MetadataValue.json(list(PROTOCOLS)), "n_folds": config.n_folds}
+    )
 
 
 class TrainingConfig(Config):
@@ -104,8 +117,12 @@ class TrainingConfig(Config):
     d_model: int = 64
     n_heads: int = 4
     n_layers: int = 2
-    models: list[str] = pydantic.Field(default_factory=lambda: ["naive", "lstm", "transformer", "pgmt", "ensemble"])
-    ablations: bool = pydantic.Field(default=True, description="PGMT with shuffled fixation order / swapped transitions")
+    models: list[str] = pydantic.Field(
+        default_factory=lambda: ["naive", "lstm", "transformer", "pgmt", "ensemble"]
+    )
+    ablations: bool = pydantic.Field(
+        default=True, description="PGMT with shuffled fixation order / swapped transitions"
+    )
     n_boot: int = pydantic.Field(default=1000, description="bootstrap resamples (participants) for the CIs")
     n_threads: int = 1
 
@@ -122,10 +139,21 @@ def _run_slug(run_id: str) -> str:
 
 @multi_asset(
     outs={
-        "predictions": AssetOut(io_manager_key="lake_io_manager", description="Per model, protocol, fold and test trial: predicted class and probabilities."),
-        "metrics": AssetOut(io_manager_key="lake_io_manager", description="Long table: protocol, model, metric, value, ci_low, ci_high."),
-        "model_attention": AssetOut(io_manager_key="lake_io_manager", description="Attention mass over AOI tokens vs the participant's dwell, per test trial."),
-        "training_log": AssetOut(io_manager_key="lake_io_manager", description="One row per fit: epochs, losses, seconds."),
+        "predictions": AssetOut(
+            io_manager_key="lake_io_manager",
+            description="Per model, protocol, fold and test trial: predicted class and probabilities.",
+        ),
+        "metrics": AssetOut(
+            io_manager_key="lake_io_manager",
+            description="Long table: protocol, model, metric, value, ci_low, ci_high.",
+        ),
+        "model_attention": AssetOut(
+            io_manager_key="lake_io_manager",
+            description="Attention mass over AOI tokens vs the participant's dwell, per test trial.",
+        ),
+        "training_log": AssetOut(
+            io_manager_key="lake_io_manager", description="One row per fit: epochs, losses, seconds."
+        ),
     },
     group_name=GROUP,
     code_version="1",
@@ -158,10 +186,20 @@ def train_models(
         progress=context.log.info,
     )
     headline = headline_markdown(result.metrics)
-    yield Output(result.predictions, output_name="predictions", metadata={"n_rows": len(result.predictions), "models_dir": MetadataValue.path(str(models_dir))})
-    yield Output(result.metrics, output_name="metrics", metadata={"headline": MetadataValue.md(headline), "seconds": round(result.seconds, 1)})
+    yield Output(
+        result.predictions,
+        output_name="predictions",
+        metadata={"n_rows": len(result.predictions), "models_dir": MetadataValue.path(str(models_dir))},
+    )
+    yield Output(
+        result.metrics,
+        output_name="metrics",
+        metadata={"headline": MetadataValue.md(headline), "seconds": round(result.seconds, 1)},
+    )
     yield Output(result.attention, output_name="model_attention", metadata={"n_rows": len(result.attention)})
-    yield Output(result.training_log, output_name="training_log", metadata={"n_fits": len(result.training_log)})
+    yield Output(
+        result.training_log, output_name="training_log", metadata={"n_fits": len(result.training_log)}
+    )
 
 
 def _encoder_facts(context: AssetExecutionContext, asset_name: str) -> dict[str, object]:
@@ -169,7 +207,11 @@ def _encoder_facts(context: AssetExecutionContext, asset_name: str) -> dict[str,
     if event is None or event.asset_materialization is None:
         return {}
     metadata = event.asset_materialization.metadata
-    return {key: metadata[key].value for key in ("encoder_id", "weights_sha256", "pretrained", "model_source") if key in metadata}
+    return {
+        key: metadata[key].value
+        for key in ("encoder_id", "weights_sha256", "pretrained", "model_source")
+        if key in metadata
+    }
 
 
 @asset(group_name=GROUP, code_version="1")
@@ -189,7 +231,8 @@ def eval_report(
     participants = sorted(set(training_examples["participant"]))
     facts = {
         "dataset": f"{lake.paths.root}",
-        "participants": f"{len(participants)} ({', '.join(participants[:12])}{' …' if len(participants) > 12 else ''})",
+        "participants": f"{len(participants)} ({', '.join(participants[:12])}"
+        f"{' …' if len(participants) > 12 else ''})",
         "stimuli": stimuli["stimulus_id"].nunique(),
         "trials used": len(training_examples),
         "protocols": ", ".join(sorted(set(metrics["protocol"]))) if len(metrics) else "",
@@ -211,7 +254,7 @@ def eval_report(
         metadata=facts,
     )
     html = out_path.read_text(encoding="utf-8")
-    first_plot = re.search(r'data:image/png;base64,([A-Za-z0-9+/=]+)', html)
+    first_plot = re.search(r"data:image/png;base64,([A-Za-z0-9+/=]+)", html)
     plot_md = ""
     if first_plot:
         plot_md = f"\n\n![model comparison](data:image/png;base64,{first_plot.group(1)})"

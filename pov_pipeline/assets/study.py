@@ -1,6 +1,5 @@
 """Study-design assets: the stimuli and their areas of interest."""
 
-
 import pyarrow as pa
 from dagster import AssetExecutionContext, MetadataValue, Output, asset
 
@@ -35,5 +34,3 @@ def aois(context: AssetExecutionContext, lake: LakeResource, stimuli) -> Output[
             "by_kind": MetadataValue.json({k["values"]: k["counts"] for k in kinds}),
         },
     )
-
-
