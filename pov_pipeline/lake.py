@@ -283,6 +283,21 @@ def _sql_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def _array_casts(parquet_file: Path) -> str:
+    """``* REPLACE (...)`` casts restoring fixed-size vector columns as DuckDB ``FLOAT[n]`` arrays.
+
+    Parquet has no fixed-size list type: Arrow keeps the size in its own schema metadata, which
+    DuckDB does not read, so without the cast ``array_cosine_similarity`` would refuse the column.
+    """
+    casts = []
+    for field in pq.read_schema(parquet_file):
+        if pa.types.is_fixed_size_list(field.type):
+            value_type = field.type.value_type
+            sql_type = "DOUBLE" if pa.types.is_float64(value_type) else "FLOAT"
+            casts.append(f'CAST("{field.name}" AS {sql_type}[{field.type.list_size}]) AS "{field.name}"')
+    return f" REPLACE ({', '.join(casts)})" if casts else ""
+
+
 def table_views(paths: LakePaths) -> dict[str, str]:
     """The ``CREATE VIEW`` body of every table in the lake, keyed by table name."""
     views: dict[str, str] = {}
@@ -293,12 +308,15 @@ def table_views(paths: LakePaths) -> dict[str, str]:
         if not name.replace("_", "").isalnum():
             continue
         if (table_dir / PART_FILE).exists():
-            views[name] = f"SELECT * FROM read_parquet({_sql_literal(str(table_dir / PART_FILE))})"
-        elif any(table_dir.glob(f"{PARTITION_COLUMN}=*/{PART_FILE}")):
+            casts = _array_casts(table_dir / PART_FILE)
+            views[name] = f"SELECT *{casts} FROM read_parquet({_sql_literal(str(table_dir / PART_FILE))})"
+            continue
+        parts = sorted(table_dir.glob(f"{PARTITION_COLUMN}=*/{PART_FILE}"))
+        if parts:
             pattern = str(table_dir / f"{PARTITION_COLUMN}=*" / PART_FILE)
             views[name] = (
-                f"SELECT * FROM read_parquet({_sql_literal(pattern)}, hive_partitioning=true, "
-                "union_by_name=true)"
+                f"SELECT *{_array_casts(parts[0])} FROM read_parquet({_sql_literal(pattern)}, "
+                "hive_partitioning=true, union_by_name=true)"
             )
     return views
 

@@ -97,3 +97,17 @@ def test_unpartitioned_table_and_missing_table(tmp_path):
     assert read_table(paths, "stimuli_like").num_rows == 2
     with pytest.raises(FileNotFoundError):
         read_table(paths, "never_written")
+
+
+def test_vector_columns_are_duckdb_arrays_in_the_catalog(tmp_path):
+    paths = LakePaths(tmp_path)
+    vectors = pa.FixedSizeListArray.from_arrays(pa.array([1, 0, 0, 1, 1, 1], pa.float32()), 2)
+    write_table(paths, "text_features", pa.table({"stimulus_id": ["a", "b", "c"], "vector": vectors}))
+    refresh_catalog(paths)
+    with connect_catalog(paths) as con:
+        rows = con.execute(
+            "SELECT b.stimulus_id, round(array_cosine_similarity(a.vector, b.vector), 4) "
+            "FROM text_features a JOIN text_features b ON a.stimulus_id = 'a' AND b.stimulus_id != 'a' "
+            "ORDER BY 1"
+        ).fetchall()
+    assert rows == [("b", 0.0), ("c", pytest.approx(0.7071, abs=1e-4))]
