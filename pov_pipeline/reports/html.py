@@ -71,8 +71,8 @@ def plot_confusions(predictions: pd.DataFrame, protocol: str, models: list[str])
     """Row-normalised confusion matrices of ``models`` under ``protocol``."""
     k = len(ANSWER_LABELS)
     code = {lab: i for i, lab in enumerate(ANSWER_LABELS)}
-    fig, axes = plt.subplots(1, len(models), figsize=(3.0 * len(models), 3.0), squeeze=False)
-    for ax, model in zip(axes[0], models, strict=True):
+    fig, axes = plt.subplots(1, len(models), figsize=(2.6 * len(models) + 0.6, 3.0), squeeze=False)
+    for index, (ax, model) in enumerate(zip(axes[0], models, strict=True)):
         pm = predictions[(predictions["protocol"] == protocol) & (predictions["model"] == model)]
         M = np.zeros((k, k))
         np.add.at(M, (pm["y_true"].map(code).to_numpy(), pm["y_pred"].map(code).to_numpy()), 1)
@@ -82,9 +82,10 @@ def plot_confusions(predictions: pd.DataFrame, protocol: str, models: list[str])
             for j in range(k):
                 ax.text(j, i, f"{int(M[i, j])}", ha="center", va="center", fontsize=8)
         ax.set_xticks(range(k), ANSWER_LABELS)
-        ax.set_yticks(range(k), ANSWER_LABELS)
+        ax.set_yticks(range(k), ANSWER_LABELS if index == 0 else [])
         ax.set_xlabel("predicted")
-        ax.set_ylabel("answered")
+        if index == 0:  # one shared y label; repeated ones overlap the neighbouring panel
+            ax.set_ylabel("answered")
         ax.set_title(model, fontsize=9)
     return _png(fig)
 
