@@ -10,7 +10,7 @@ export DAGSTER_DISABLE_TELEMETRY := 1
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install demo demo-paper test test-fast bench ui lint format clean validate
+.PHONY: install demo demo-paper test test-fast bench ui lint format clean validate services
 
 # torch is pinned to the local CPU wheel: any other spec pulls gigabytes of CUDA packages.
 $(STAMP): pyproject.toml
@@ -47,16 +47,20 @@ bench: $(VENV)/.bench-installed demo-paper
 ui: install
 	$(VENV)/bin/dagster dev --host 127.0.0.1 --port 3000 -w workspace.yaml
 
+# PostgreSQL server binaries for the Postgres-backed instance tests (Debian package).
+services:
+	bash deploy/ci/install_services.sh
+
 validate: install
 	$(VENV)/bin/dagster definitions validate -w workspace.yaml
 
 lint: install
-	$(VENV)/bin/ruff check pov_pipeline pov_pipeline_tests benchmarks
-	$(VENV)/bin/ruff format --check pov_pipeline pov_pipeline_tests benchmarks
+	$(VENV)/bin/ruff check pov_pipeline pov_pipeline_tests benchmarks deploy
+	$(VENV)/bin/ruff format --check pov_pipeline pov_pipeline_tests benchmarks deploy
 
 format: install
-	$(VENV)/bin/ruff format pov_pipeline pov_pipeline_tests benchmarks
-	$(VENV)/bin/ruff check --fix pov_pipeline pov_pipeline_tests benchmarks
+	$(VENV)/bin/ruff format pov_pipeline pov_pipeline_tests benchmarks deploy
+	$(VENV)/bin/ruff check --fix pov_pipeline pov_pipeline_tests benchmarks deploy
 
 clean:
 	rm -rf data_lake/tables data_lake/landing data_lake/study data_lake/cache data_lake/models \

@@ -18,6 +18,7 @@ TRAINING_GROUPS = ("models",)
 study_job = define_asset_job(
     "study_job",
     selection=AssetSelection.groups(*STUDY_GROUPS),
+    tags={"pov/stage": "encoders"},
     description="Stimuli, AOIs and their feature caches.",
 )
 
@@ -25,11 +26,13 @@ participant_job = define_asset_job(
     "participant_job",
     selection=AssetSelection.groups(*PARTICIPANT_GROUPS),
     partitions_def=participants_partitions,
+    tags={"pov/stage": "gaze"},
     description="Everything per participant: raw gaze → events → AOI hits → sequences → transitions.",
 )
 
 training_job = define_asset_job(
     "training_job",
     selection=AssetSelection.groups(*TRAINING_GROUPS),
+    tags={"pov/stage": "models"},
     description="Training examples → splits → models → predictions → metrics → report.",
 )
