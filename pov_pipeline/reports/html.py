@@ -160,7 +160,9 @@ def plot_scanpath(
     ax.scatter(h["x_px"], h["y_px"], s=np.clip(h["duration_ms"], 20, 1000) / 3, alpha=0.5, color="tab:blue")
     for k, r in enumerate(h.itertuples()):
         ax.text(r.x_px, r.y_px, str(k + 1), fontsize=7, ha="center", va="center")
-    ax.invert_yaxis()
+    # Screen coordinates: y grows downwards (imshow with a top-down extent may already have flipped it).
+    y_low, y_high = sorted(ax.get_ylim())
+    ax.set_ylim(y_high, y_low)
     ax.set_aspect("equal")
     ax.set_title(title, fontsize=9)
     ax.set_xlabel("x (px)")
