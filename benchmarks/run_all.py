@@ -46,6 +46,7 @@ BENCHES: tuple[Bench, ...] = (
     Bench("features", "features_bench.py"),
     Bench("sensor", "sensor_bench.py"),
     Bench("training", "training_bench.py", optional=True),
+    Bench("scaling", "scaling_bench.py", optional=True),
 )
 
 
