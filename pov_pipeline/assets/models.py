@@ -202,16 +202,17 @@ def train_models(
     )
 
 
-def _encoder_facts(context: AssetExecutionContext, asset_name: str) -> dict[str, object]:
+def _encoder_facts(context: AssetExecutionContext, asset_name: str) -> str:
+    """One line naming the encoder that produced a feature table, from its materialization."""
     event = context.instance.get_latest_materialization_event(AssetKey(asset_name))
     if event is None or event.asset_materialization is None:
-        return {}
-    metadata = event.asset_materialization.metadata
-    return {
-        key: metadata[key].value
-        for key in ("encoder_id", "weights_sha256", "pretrained", "model_source")
-        if key in metadata
-    }
+        return "unknown (no materialization recorded)"
+    metadata = {key: value.value for key, value in event.asset_materialization.metadata.items()}
+    pretrained = "pretrained weights" if metadata.get("pretrained") else "weights not marked pretrained"
+    return (
+        f"{metadata.get('encoder_id', '?')} ({pretrained}, from {metadata.get('model_source', '?')}, "
+        f"weights sha256 {str(metadata.get('weights_sha256', '?'))[:16]}…)"
+    )
 
 
 @asset(group_name=GROUP, code_version="1")
