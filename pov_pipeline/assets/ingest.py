@@ -128,10 +128,15 @@ def _check_results(
     alignments: dict[str, TrialAlignment],
     config: RawGazeConfig,
 ) -> Iterator[AssetCheckResult]:
-    frame = samples.select(["participant", "trial", "eye", "t_us", "valid"]).to_pandas()
-    key = frame["participant"].astype(str) + "/" + frame["trial"].astype(str) + "/" + frame["eye"].astype(str)
-    same_group = key.to_numpy()[1:] == key.to_numpy()[:-1]
-    dt = np.diff(frame["t_us"].to_numpy())[same_group]
+    # Compare neighbouring rows on integer codes: no per-sample strings on this hot path.
+    same_group = np.ones(max(samples.num_rows - 1, 0), dtype=bool)
+    for name in ("participant", "trial", "eye"):
+        column = samples.column(name)
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            column = column.dictionary_encode().combine_chunks().indices
+        codes = column.to_numpy()
+        same_group &= codes[1:] == codes[:-1]
+    dt = np.diff(samples.column("t_us").to_numpy())[same_group]
     non_monotonic = int((dt <= 0).sum())
     yield AssetCheckResult(
         check_name="timestamps_monotonic",
@@ -159,7 +164,8 @@ def _check_results(
         },
     )
 
-    loss_pct = 100.0 * (1.0 - frame["valid"].mean()) if len(frame) else 100.0
+    valid = samples.column("valid").to_numpy(zero_copy_only=False)
+    loss_pct = 100.0 * (1.0 - valid.mean()) if valid.size else 100.0
     yield AssetCheckResult(
         check_name="track_loss_ratio",
         passed=bool(loss_pct <= config.max_track_loss_pct),

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
+from pov_pipeline.atomic import write_bytes_atomic, write_parquet_atomic
 from pov_pipeline.demo import scanpath as sp
 from pov_pipeline.demo.export import write_eyelink_asc, write_tobii_tsv
 from pov_pipeline.demo.participants import Participant, make_participant
@@ -103,17 +103,6 @@ class StudySummary:
         )
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
-def _write_parquet(table: pa.Table, path: Path) -> None:
-    # No pandas metadata and fixed options: the bytes depend on the data only.
-    pq.write_table(table, path, compression="zstd", write_statistics=True)
-
-
 def _json_bytes(obj: object) -> bytes:
     return (json.dumps(obj, indent=2, ensure_ascii=True) + "\n").encode("ascii")
 
@@ -126,7 +115,7 @@ def write_study_design(study_dir: Path, stimuli: list[Stimulus], progress: Progr
     aois = []
     for i, stim in enumerate(stimuli):
         png = render_png(stim)
-        _atomic_write_bytes(images / f"{stim.stimulus_id}.png", png)
+        write_bytes_atomic(png, images / f"{stim.stimulus_id}.png")
         rows.append(
             {
                 "stimulus_id": stim.stimulus_id,
@@ -181,9 +170,9 @@ def write_study_design(study_dir: Path, stimuli: list[Stimulus], progress: Progr
         if progress is not None:
             progress("stimuli", i + 1, len(stimuli))
     frame = pd.DataFrame(rows, columns=STIMULI.names)
-    _atomic_write_bytes(study_dir / "stimuli.csv", frame.to_csv(index=False, lineterminator="\n").encode())
+    write_bytes_atomic(frame.to_csv(index=False, lineterminator="\n").encode(), study_dir / "stimuli.csv")
     assert list(aois[0]) == AOIS.names
-    _atomic_write_bytes(study_dir / "aois.json", _json_bytes({"screen_px": list(SCREEN_PX), "aois": aois}))
+    write_bytes_atomic(_json_bytes({"screen_px": list(SCREEN_PX), "aois": aois}), study_dir / "aois.json")
 
 
 @dataclass(frozen=True)
@@ -271,7 +260,7 @@ def _simulate_participant(
             "label": labels.take(pa.array(sort)),
         }
     )
-    _write_parquet(samples, truth / "samples.parquet")
+    write_parquet_atomic(samples, truth / "samples.parquet")
     trials = pa.table(
         {
             "trial": pa.array(trial_no, pa.int32()),
@@ -296,7 +285,7 @@ def _simulate_participant(
             "onset_us": pa.array(t_abs[:: signal.samples_per_trial], pa.int64()),
         }
     )
-    _write_parquet(trials, truth / "trials.parquet")
+    write_parquet_atomic(trials, truth / "trials.parquet")
 
     session = {
         "participant_id": participant.participant_id,

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from pov_pipeline.atomic import write_parquet_atomic
 
 
 def canonical_json(value: Any) -> str:
@@ -82,14 +82,4 @@ class FeatureCache:
 
     def put(self, kind: str, key: str, table: pa.Table) -> Path:
         """Write the entry atomically and return its path."""
-        p = self.path(kind, key)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{key[:16]}.", suffix=".tmp", dir=p.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                pq.write_table(table, f, compression="zstd")
-            os.replace(tmp, p)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return p
+        return write_parquet_atomic(table, self.path(kind, key))

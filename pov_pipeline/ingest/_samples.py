@@ -419,3 +419,9 @@ def assemble(
     )
     n_times = len(np.unique(t_us[rows])) if stream is not None else int(keep.sum())
     return ReadResult(samples, finish_report(report, samples, read_times, n_times))
+
+
+def declare_session_rate(report: dict[str, Any], session: Any) -> None:
+    """Record the sampling rate ``session.json`` declares, for formats whose file states none."""
+    report["declared_rate_hz"] = session.sampling_rate_hz if session is not None else None
+    report["declared_rate_source"] = "session" if session is not None else None

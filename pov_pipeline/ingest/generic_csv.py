@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 
 from pov_pipeline.ingest._delimited import DelimitedTable, read_delimited, time_scale_to_us
 from pov_pipeline.ingest._lines import DEFAULT_MAX_BYTES, read_lines
-from pov_pipeline.ingest._samples import ReadResult, assemble
+from pov_pipeline.ingest._samples import ReadResult, assemble, declare_session_rate
 from pov_pipeline.ingest.errors import GazeFormatError
 
 if TYPE_CHECKING:
@@ -218,8 +218,7 @@ def read_gaze_csv(
     else:
         label = eye if eye in ("left", "right") else "left"
         per_eye = {label: (x, y, pupil, valid, None)}
-    report["declared_rate_hz"] = session.sampling_rate_hz if session is not None else None
-    report["declared_rate_source"] = "session" if session is not None else None
+    declare_session_rate(report, session)
     return assemble(
         path=path,
         participant=participant,

@@ -12,7 +12,13 @@ import pyarrow.compute as pc
 
 from pov_pipeline.ingest._delimited import DelimitedTable, read_delimited, time_scale_to_us
 from pov_pipeline.ingest._lines import DEFAULT_MAX_BYTES, read_lines
-from pov_pipeline.ingest._samples import ReadResult, TrialMarkers, assemble, assign_trials
+from pov_pipeline.ingest._samples import (
+    ReadResult,
+    TrialMarkers,
+    assemble,
+    assign_trials,
+    declare_session_rate,
+)
 from pov_pipeline.ingest.errors import GazeFormatError
 
 if TYPE_CHECKING:
@@ -240,8 +246,7 @@ def read_tobii_prolab_tsv(
             pupil = np.where(counts > 0, np.nansum(stacked, axis=0) / np.maximum(counts, 1), np.nan)
         per_eye[label] = (x, y, pupil, valid, None)
         report["notes"].append(f"no per-eye gaze columns: 'Gaze point X/Y' read as the {label} eye")
-    report["declared_rate_hz"] = session.sampling_rate_hz if session is not None else None
-    report["declared_rate_source"] = "session" if session is not None else None
+    declare_session_rate(report, session)
     return assemble(
         path=path,
         participant=participant,
@@ -382,8 +387,7 @@ def read_tobii_sdk_tsv(
         labels, stimuli = ["0"], [""]
         report["trial_marker"] = None
     report["n_trials_marked"] = len(labels)
-    report["declared_rate_hz"] = session.sampling_rate_hz if session is not None else None
-    report["declared_rate_source"] = "session" if session is not None else None
+    declare_session_rate(report, session)
     report["screen_px"] = list(screen)
     return assemble(
         path=path,

@@ -15,6 +15,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from pov_pipeline.atomic import write_bytes_atomic
 from pov_pipeline.schemas import ANSWER_LABELS
 
 _MODEL_ORDER = (
@@ -354,8 +355,4 @@ def render_report(
         + "\n".join(parts)
         + "</body></html>"
     )
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(f".{out_path.name}.tmp")
-    tmp.write_text(doc, encoding="utf-8")
-    tmp.replace(out_path)
-    return out_path
+    return write_bytes_atomic(doc.encode("utf-8"), out_path)
