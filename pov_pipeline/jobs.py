@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dagster import AssetSelection, define_asset_job
 
+from pov_pipeline.accel import accelerator_tags
 from pov_pipeline.partitions import participants_partitions
 
 #: The last per-participant asset; the schedule compares its partitions with the last training.
@@ -18,7 +19,9 @@ TRAINING_GROUPS = ("models",)
 study_job = define_asset_job(
     "study_job",
     selection=AssetSelection.groups(*STUDY_GROUPS),
-    tags={"pov/stage": "encoders"},
+    # Encoders and training gain from a GPU: ``pov/accelerator=gpu`` lets a queue or a cluster route
+    # them (plus Kubernetes GPU resources when $POV_K8S_GPU_LIMIT is set); the gaze stage is CPU work.
+    tags={"pov/stage": "encoders", **accelerator_tags(gpu_capable=True)},
     description="Stimuli, AOIs and their feature caches.",
 )
 
@@ -26,13 +29,13 @@ participant_job = define_asset_job(
     "participant_job",
     selection=AssetSelection.groups(*PARTICIPANT_GROUPS),
     partitions_def=participants_partitions,
-    tags={"pov/stage": "gaze"},
+    tags={"pov/stage": "gaze", **accelerator_tags(gpu_capable=False)},
     description="Everything per participant: raw gaze → events → AOI hits → sequences → transitions.",
 )
 
 training_job = define_asset_job(
     "training_job",
     selection=AssetSelection.groups(*TRAINING_GROUPS),
-    tags={"pov/stage": "models"},
+    tags={"pov/stage": "models", **accelerator_tags(gpu_capable=True)},
     description="Training examples → splits → models → predictions → metrics → report.",
 )

@@ -9,6 +9,7 @@ import pyarrow as pa
 import pydantic
 from dagster import AssetExecutionContext, Config, MetadataValue, Output, asset
 
+from pov_pipeline.accel import accelerator_tags
 from pov_pipeline.features import (
     ImageEncoderConfig,
     TextEncoderConfig,
@@ -18,6 +19,9 @@ from pov_pipeline.features import (
 )
 from pov_pipeline.resources import LakeResource
 
+#: Encoders gain from a GPU: their steps carry the routing tags (see ``pov_pipeline.accel``).
+GPU_OP_TAGS = accelerator_tags(gpu_capable=True)
+
 
 class TextFeaturesConfig(Config):
     """The caption encoder. ``model_dir`` empty → the packaged all-MiniLM-L6-v2 (BERT, 384-d)."""
@@ -26,6 +30,9 @@ class TextFeaturesConfig(Config):
     max_length: int = 64
     batch_size: int = 32
     device: str = pydantic.Field(default="auto", description="auto | cpu | cuda")
+    mixed_precision: str = pydantic.Field(
+        default="auto", description="auto (bf16 autocast on CUDA, float32 on CPU) | off | bf16 | fp16"
+    )
     num_threads: int | None = None
 
 
@@ -37,6 +44,9 @@ class ImageFeaturesConfig(Config):
     image_size_px: int = 224
     batch_size: int = 16
     device: str = pydantic.Field(default="auto", description="auto | cpu | cuda")
+    mixed_precision: str = pydantic.Field(
+        default="auto", description="auto (bf16 autocast on CUDA, float32 on CPU) | off | bf16 | fp16"
+    )
     num_threads: int | None = None
 
 
@@ -56,6 +66,7 @@ def _stats_metadata(stats: dict) -> dict:
         "weights_sha256",
         "pretrained",
         "device",
+        "compute_dtype",
         "seconds",
         "dim",
         "model_source",
@@ -66,7 +77,7 @@ def _stats_metadata(stats: dict) -> dict:
     return {key: (MetadataValue.text(str(v)) if isinstance(v, str) else v) for key, v in metadata.items()}
 
 
-@asset(group_name="features", io_manager_key="lake_io_manager", code_version="1")
+@asset(group_name="features", io_manager_key="lake_io_manager", code_version="1", op_tags=GPU_OP_TAGS)
 def text_features(
     context: AssetExecutionContext,
     config: TextFeaturesConfig,
@@ -86,7 +97,7 @@ def text_features(
     return Output(table, metadata={"n_rows": table.num_rows, **_stats_metadata(stats)})
 
 
-@asset(group_name="features", io_manager_key="lake_io_manager", code_version="1")
+@asset(group_name="features", io_manager_key="lake_io_manager", code_version="1", op_tags=GPU_OP_TAGS)
 def image_features(
     context: AssetExecutionContext,
     config: ImageFeaturesConfig,

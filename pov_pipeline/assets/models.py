@@ -22,6 +22,7 @@ from dagster import (
     multi_asset,
 )
 
+from pov_pipeline.accel import accelerator_tags
 from pov_pipeline.models import PROTOCOLS, TrainConfig, build_training_examples, make_splits, run_experiment
 from pov_pipeline.reports import headline_markdown, render_report
 from pov_pipeline.resources import LakeResource
@@ -125,6 +126,10 @@ class TrainingConfig(Config):
     )
     n_boot: int = pydantic.Field(default=1000, description="bootstrap resamples (participants) for the CIs")
     n_threads: int = 1
+    device: str = pydantic.Field(default="auto", description="auto (CUDA when present) | cpu | cuda")
+    mixed_precision: str = pydantic.Field(
+        default="auto", description="auto (bf16 autocast on CUDA, float32 on CPU) | off | bf16"
+    )
 
     def to_train_config(self, n_folds: int) -> TrainConfig:
         fields = {f.name for f in dataclasses.fields(TrainConfig)}
@@ -157,6 +162,7 @@ def _run_slug(run_id: str) -> str:
     },
     group_name=GROUP,
     code_version="1",
+    op_tags=accelerator_tags(gpu_capable=True),
 )
 def train_models(
     context: AssetExecutionContext,

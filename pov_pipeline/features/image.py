@@ -32,6 +32,7 @@ import pyarrow.compute as pc
 import torch
 from PIL import Image
 
+from pov_pipeline.accel import autocast, autocast_dtype, dtype_name, map_batches_adaptive, select_device
 from pov_pipeline.features.cache import FeatureCache, cache_key, sha256_hex
 from pov_pipeline.features.efficientnet_lite import (
     LITE_MEAN_RGB,
@@ -43,7 +44,6 @@ from pov_pipeline.features.resolve import (
     ResolvedModel,
     resolve_hf_model,
     resolve_weight_file,
-    select_device,
 )
 from pov_pipeline.features.roi import ImagePlacement, aoi_mask, mask_to_grid, roi_pool
 from pov_pipeline.features.schemas import (
@@ -81,9 +81,13 @@ class ImageEncoderConfig:
     keep_aspect:
         Keep the aspect ratio (longer side rounded to a multiple of 32 px).
     batch_size:
-        Images per forward pass (images of equal input size are batched together).
+        Images per forward pass (images of equal input size are batched together); halved for the
+        rest of the run after an out-of-memory error.
     device:
         ``auto`` (CUDA if available, else CPU), ``cpu``, ``cuda`` ...
+    mixed_precision:
+        ``auto`` (bfloat16 autocast on CUDA, float32 on CPU), ``off``, ``bf16`` or ``fp16``; part of
+        the cache key.
     num_threads:
         ``torch.set_num_threads`` during encoding; None leaves torch's setting alone.
     mean_rgb, std_rgb:
@@ -97,6 +101,7 @@ class ImageEncoderConfig:
     keep_aspect: bool = True
     batch_size: int = 16
     device: str = "auto"
+    mixed_precision: str = "auto"
     num_threads: int | None = None
     mean_rgb: tuple[float, float, float] | None = None
     std_rgb: tuple[float, float, float] | None = None
@@ -116,6 +121,8 @@ class ImageEncoder:
             )
         self.config = config
         self.device = select_device(config.device)
+        self.compute_dtype = autocast_dtype(self.device, config.mixed_precision, training=False)
+        self.batch_size = max(1, int(config.batch_size))
         self._model: torch.nn.Module | None = None
         mean: tuple[float, ...]
         std: tuple[float, ...]
@@ -174,7 +181,7 @@ class ImageEncoder:
             "alpha": "composite_on_white",
             "mean_rgb": list(self.mean_rgb),
             "std_rgb": list(self.std_rgb),
-            "dtype": "float32",
+            "dtype": dtype_name(self.compute_dtype),
         }
 
     def key_material(self) -> dict[str, Any]:
@@ -240,10 +247,17 @@ class ImageEncoder:
     def encode_grids(self, images: list[np.ndarray]) -> list[np.ndarray]:
         """Preprocessed ``(3, H, W)`` arrays of one size → ``(C, h, w)`` float32 grids."""
         self._load()
-        with torch.inference_mode():
-            x = torch.from_numpy(np.stack(images)).to(self.device)
-            grid = self._forward(x).float().cpu().numpy()
-        return [g.astype(np.float32, copy=False) for g in grid]
+
+        def run(batch: list[np.ndarray]) -> list[np.ndarray]:
+            with torch.inference_mode(), autocast(self.device, self.compute_dtype):
+                x = torch.from_numpy(np.stack(batch)).to(self.device)
+                grid = self._forward(x).float().cpu().numpy()
+            return [g.astype(np.float32, copy=False) for g in grid]
+
+        def shrink(size: int) -> None:
+            self.batch_size = size
+
+        return map_batches_adaptive(run, images, self.batch_size, on_shrink=shrink)  # type: ignore[return-value]
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
@@ -521,6 +535,7 @@ def encode_image_features(
         "model_source": encoder.resolved.source,
         "model_path": str(encoder.resolved.path),
         "device": str(encoder.device),
+        "compute_dtype": encoder.preprocessing()["dtype"],
         "dim": encoder.dim,
         "forward_passes": forward_passes,
         "aois_outside_image": outside,

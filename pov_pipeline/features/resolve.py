@@ -15,8 +15,6 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 #: Files that define a Hugging Face model's numbers or its tokenisation; all of them go into the
 #: weights fingerprint so that a changed vocabulary invalidates the cache as a changed weight does.
 _HF_FINGERPRINT_NAMES: tuple[str, ...] = (
@@ -76,13 +74,6 @@ class ResolvedModel:
     source: str
     fingerprint_files: tuple[Path, ...]
     weights_sha256: str
-
-
-def select_device(device: str) -> torch.device:
-    """Map ``"auto"`` to CUDA when available and CPU otherwise; pass other names through."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def file_sha256(path: Path, memo_dir: Path | None = None) -> str:

@@ -25,8 +25,9 @@ import pandas as pd
 import pyarrow as pa
 import torch
 
+from pov_pipeline.accel import autocast, autocast_dtype, dtype_name, map_batches_adaptive, select_device
 from pov_pipeline.features.cache import FeatureCache, cache_key, sha256_hex
-from pov_pipeline.features.resolve import ResolvedModel, resolve_hf_model, select_device
+from pov_pipeline.features.resolve import ResolvedModel, resolve_hf_model
 from pov_pipeline.features.schemas import SENTENCE_AOI, assemble_vector_table, text_features_schema
 
 #: Bump when the meaning of a cached text entry changes; it is part of every key.
@@ -48,9 +49,12 @@ class TextEncoderConfig:
     max_length:
         Word pieces per caption including ``[CLS]``/``[SEP]``; words cut off get NaN vectors.
     batch_size:
-        Captions per forward pass.
+        Captions per forward pass; halved for the rest of the run after an out-of-memory error.
     device:
         ``auto`` (CUDA if available, else CPU), ``cpu``, ``cuda``, ``cuda:1`` ...
+    mixed_precision:
+        ``auto`` (bfloat16 autocast on CUDA, float32 on CPU), ``off``, ``bf16`` or ``fp16``. The
+        compute dtype is part of the cache key, so float32 and reduced-precision vectors never mix.
     num_threads:
         ``torch.set_num_threads`` during encoding; None leaves torch's setting alone.
     """
@@ -59,6 +63,7 @@ class TextEncoderConfig:
     max_length: int = 64
     batch_size: int = 32
     device: str = "auto"
+    mixed_precision: str = "auto"
     num_threads: int | None = None
 
 
@@ -139,6 +144,8 @@ class TextEncoder:
             self.encoder_id = f"{hf_config.get('model_type', 'hf')}:{path.name}"
         self.weights_sha256 = self.resolved.weights_sha256
         self.device = select_device(config.device)
+        self.compute_dtype = autocast_dtype(self.device, config.mixed_precision, training=False)
+        self.batch_size = max(1, int(config.batch_size))
         self._tokenizer: Any = None
         self._model: Any = None
 
@@ -150,7 +157,7 @@ class TextEncoder:
             "word_pooling": "mean_of_wordpieces",
             "sentence_pooling": "attention_masked_mean",
             "normalize_sentence": self.normalize_sentence,
-            "dtype": "float32",
+            "dtype": dtype_name(self.compute_dtype),
         }
 
     def key_material(self) -> dict[str, Any]:
@@ -190,11 +197,11 @@ class TextEncoder:
     def encode(self, captions: list[str]) -> list[CaptionEncoding]:
         """Encode captions in batches of ``config.batch_size`` under ``torch.inference_mode``."""
         self._load()
-        out: list[CaptionEncoding] = []
-        bs = max(1, int(self.config.batch_size))
-        for start in range(0, len(captions), bs):
-            out.extend(self._encode_batch(captions[start : start + bs]))
-        return out
+
+        def shrink(size: int) -> None:
+            self.batch_size = size
+
+        return map_batches_adaptive(self._encode_batch, captions, self.batch_size, on_shrink=shrink)  # type: ignore[return-value]
 
     def _encode_batch(self, captions: list[str]) -> list[CaptionEncoding]:
         words_batch = [caption_words(c) for c in captions]
@@ -216,7 +223,9 @@ class TextEncoder:
         word_ids[word_ids >= n_words[:, None]] = -1
         inputs = {k: v.to(self.device) for k, v in enc.items() if k != "offset_mapping"}
         with torch.inference_mode():
-            hidden = self._forward(inputs).float()
+            with autocast(self.device, self.compute_dtype):
+                hidden = self._forward(inputs)
+            hidden = hidden.float()
             mask = inputs["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             sentence = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
             if self.normalize_sentence:
@@ -422,6 +431,7 @@ def encode_text_features(
         "model_source": encoder.resolved.source,
         "model_path": str(encoder.resolved.path),
         "device": str(encoder.device),
+        "compute_dtype": encoder.preprocessing()["dtype"],
         "dim": encoder.dim,
         "forward_passes": forward_passes,
         "truncated_words": truncated,

@@ -33,6 +33,7 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from torch import nn
 
+from pov_pipeline.accel import autocast, autocast_dtype, select_device
 from pov_pipeline.models.alignment import alignment_table
 from pov_pipeline.models.dataset import (
     StudyTensors,
@@ -88,6 +89,12 @@ class TrainConfig:
         ``torch.set_num_threads`` during training. One thread is the default: on a shared 2-core
         machine two threads were up to 10× slower (OpenMP workers waiting on each other) and never
         more than ~1.3× faster when the machine was idle.
+    device:
+        ``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda``, ``cuda:1`` ... The study tensors
+        move to the device once; batches are indexed there.
+    mixed_precision:
+        ``auto`` (bfloat16 autocast on CUDA devices that support it, float32 elsewhere), ``off`` or
+        ``bf16``. Parameters, optimiser state and the loss stay float32.
     feature_pca_dim:
         Reduce text and image feature vectors to this many principal components (fitted once on the
         study's token vectors, unsupervised) before the learned projection; ``None`` keeps them whole.
@@ -113,6 +120,8 @@ class TrainConfig:
     ablations: bool = True
     retrain_ablations: bool = False
     n_threads: int = 1
+    device: str = "auto"
+    mixed_precision: str = "auto"
     feature_pca_dim: int | None = None
 
     @classmethod
@@ -192,6 +201,8 @@ def fit_model(
     """
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
+    device = _model_device(model)
+    amp = autocast_dtype(device, config.mixed_precision, training=True)
     lam = [p for n, p in model.named_parameters() if n == "lam"]
     rest = [p for n, p in model.named_parameters() if n != "lam"]
     groups = [{"params": rest}]
@@ -208,7 +219,9 @@ def fit_model(
         total, count = 0.0, 0
         for b in _batches(len(tr), config.batch_size, gen):
             idx = tr[b]
-            loss = loss_fn(forward(model, idx, True), labels[idx])
+            with autocast(device, amp):
+                logits = forward(model, idx, True)
+            loss = loss_fn(logits.float(), labels[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -217,9 +230,9 @@ def fit_model(
             count += len(idx)
         train_hist.append(total / max(count, 1))
         model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), autocast(device, amp):
             vl = sum(
-                float(loss_fn(forward(model, va[b], False), labels[va[b]])) * len(b)
+                float(loss_fn(forward(model, va[b], False).float(), labels[va[b]])) * len(b)
                 for b in _batches(len(va), 2048, None)
             ) / max(len(va), 1)
         val_hist.append(vl)
@@ -243,23 +256,35 @@ def predict_proba(
     """Class probabilities ``(len(idx), 3)`` in evaluation mode."""
     model.eval()
     rows = torch.as_tensor(idx)
-    out = [torch.softmax(forward(model, rows[b], False), -1) for b in _batches(len(rows), 2048, None)]
-    return torch.cat(out).numpy() if out else np.zeros((0, len(ANSWER_LABELS)))
+    out = [torch.softmax(forward(model, rows[b], False).float(), -1) for b in _batches(len(rows), 2048, None)]
+    return torch.cat(out).cpu().numpy() if out else np.zeros((0, len(ANSWER_LABELS)))
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    """Device of the model's first parameter (CPU for a model without any)."""
+    return next((p.device for p in model.parameters()), torch.device("cpu"))
 
 
 class _Inputs:
     """Torch views of the study tensors plus the fold's participant indices."""
 
     def __init__(
-        self, st: StudyTensors, participant_index: np.ndarray, config: TrainConfig, seed: int
+        self,
+        st: StudyTensors,
+        participant_index: np.ndarray,
+        config: TrainConfig,
+        seed: int,
+        device: torch.device | None = None,
+        T: torch.Tensor | None = None,
     ) -> None:
+        device = device or torch.device("cpu")
         self.st = st
-        self.stim = torch.as_tensor(np.array(st.stim_index))
-        self.T = torch.as_tensor(st.transition)
-        self.seq_types = torch.as_tensor(st.seq_types)
-        self.seq_dwell = torch.as_tensor(st.seq_log_dwell)
-        self.seq_len = torch.as_tensor(st.seq_len)
-        self.part = torch.as_tensor(np.array(participant_index, dtype=np.int64))
+        self.stim = torch.as_tensor(np.array(st.stim_index), device=device)
+        self.T = torch.as_tensor(st.transition, device=device) if T is None else T
+        self.seq_types = torch.as_tensor(st.seq_types, device=device)
+        self.seq_dwell = torch.as_tensor(st.seq_log_dwell, device=device)
+        self.seq_len = torch.as_tensor(st.seq_len, device=device)
+        self.part = torch.as_tensor(np.array(participant_index, dtype=np.int64), device=device)
         self.p_drop = config.participant_dropout
         self.seed = seed + 7
         self.gen = torch.Generator().manual_seed(self.seed)
@@ -267,7 +292,8 @@ class _Inputs:
     def participants(self, idx: torch.Tensor, training: bool) -> torch.Tensor:
         p = self.part[idx]
         if training and self.p_drop > 0:
-            drop = torch.rand(len(idx), generator=self.gen) < self.p_drop
+            # Drawn on the CPU generator so the stream is the same on every device.
+            drop = (torch.rand(len(idx), generator=self.gen) < self.p_drop).to(p.device)
             p = torch.where(drop, torch.zeros_like(p), p)
         return p
 
@@ -329,7 +355,7 @@ def participant_attention(
         r = rows[b]
         _, attn = model(inputs.stim[r], inputs.participants(r, False), T[r], return_attention=True)
         out.append(attn[:, :, 0, :].mean(1))
-    return torch.cat(out).numpy() if out else np.zeros((0, inputs.st.n_tokens))
+    return torch.cat(out).float().cpu().numpy() if out else np.zeros((0, inputs.st.n_tokens))
 
 
 # ------------------------------------------------------------------------------------------ experiment
@@ -493,16 +519,19 @@ def run_experiment(
     if config.feature_pca_dim:
         st.text_feat = reduce_features(st.text_feat, st.text_mask, config.feature_pca_dim)
         st.image_feat = reduce_features(st.image_feat, st.image_mask, config.feature_pca_dim)
-    labels = torch.as_tensor(st.labels)
+    device = select_device(config.device)
+    labels = torch.as_tensor(st.labels, device=device)
+    T_observed = torch.as_tensor(st.transition, device=device)
     include_self = any(
         f == t
         for fs, ts in zip(ex["trans_from"], ex["trans_to"], strict=True)
         for f, t in zip(fs, ts, strict=True)
     )
     T_shuffled = torch.as_tensor(
-        transition_tensor(shuffle_fixation_order(ex, seed=config.seed + 101, include_self=include_self), st)
+        transition_tensor(shuffle_fixation_order(ex, seed=config.seed + 101, include_self=include_self), st),
+        device=device,
     )
-    T_swapped = torch.as_tensor(st.transition[swap_partner_index(ex, seed=config.seed + 202)])
+    T_swapped = torch.as_tensor(st.transition[swap_partner_index(ex, seed=config.seed + 202)], device=device)
     if models_dir is not None:
         Path(models_dir).mkdir(parents=True, exist_ok=True)
         (Path(models_dir) / "config.json").write_text(json.dumps(asdict(config), indent=2, default=str))
@@ -525,7 +554,7 @@ def run_experiment(
                 # Participant 0 is the default embedding: everyone not in the inner training set.
                 vocab = {p: i + 1 for i, p in enumerate(sorted(set(ex["participant"].iloc[tr])))}
                 pidx = ex["participant"].map(vocab).fillna(0).to_numpy(np.int64)
-                inp = _Inputs(st, pidx, config, seed)
+                inp = _Inputs(st, pidx, config, seed, device, T_observed)
                 meta = {
                     "config": asdict(config),
                     "participants": list(vocab),
@@ -548,11 +577,11 @@ def run_experiment(
                     if name == "lstm":
                         net: nn.Module = SequenceLSTM(
                             n_participants=len(vocab) + 1, d_model=config.d_model, dropout=config.dropout
-                        )
+                        ).to(device)
                         fwd = inp.lstm()
                     else:
                         torch.manual_seed(seed)
-                        net = _new_transformer(st, len(vocab) + 1, config, pgmt=name == "pgmt")
+                        net = _new_transformer(st, len(vocab) + 1, config, pgmt=name == "pgmt").to(device)
                         fwd = inp.transformer()
                     torch.manual_seed(seed)
                     log = fit_model(net, fwd, labels, tr, va, config, name=name, seed=seed)
@@ -569,7 +598,7 @@ def run_experiment(
                         a = participant_attention(net, inp, test)
                         attn_rows.append(_attention_rows(protocol, name, fold, ex, st, test, a))
                     if name == "pgmt":
-                        lam = net.lam.detach().numpy()
+                        lam = net.lam.detach().cpu().numpy()
                         for (layer, head), v in np.ndenumerate(lam):
                             lams.append(
                                 {
@@ -586,7 +615,9 @@ def run_experiment(
                                 model_alt = net
                                 if config.retrain_ablations:
                                     torch.manual_seed(seed)
-                                    model_alt = _new_transformer(st, len(vocab) + 1, config, pgmt=True)
+                                    model_alt = _new_transformer(st, len(vocab) + 1, config, pgmt=True).to(
+                                        device
+                                    )
                                     alog = fit_model(
                                         model_alt, fwd_alt, labels, tr, va, config, name=abl, seed=seed
                                     )

@@ -141,3 +141,19 @@ def test_pgmt_learns_planted_verification_signal() -> None:
     shuffled = m.loc[("pgmt_shuffled", "delta_accuracy_vs_transformer"), "value"]
     assert shuffled < 0.5 * gain["value"]
     assert (res.lambdas["lambda"] > 0).all()
+
+
+def test_bf16_autocast_training_runs_and_learns() -> None:
+    # The GPU default (bf16 autocast) exercised on the CPU, where autocast supports bfloat16 too.
+    d = make_synthetic_study(n_participants=10, n_stimuli=12, seed=2)
+    ex = _examples(d)
+    st = build_study_tensors(ex, d["aois"], d["text_features"], d["image_features"], stimuli=d["stimuli"])
+    cfg = TrainConfig.quick(epochs=6, patience=10, device="cpu", mixed_precision="bf16")
+    net = _new_transformer(st, 1, cfg, pgmt=True)
+    inp = _Inputs(st, np.zeros(len(ex), dtype=np.int64), cfg, 0)
+    idx = np.arange(len(ex))
+    log = fit_model(
+        net, inp.transformer(), torch.as_tensor(st.labels), idx[:90], idx[90:], cfg, name="pgmt", seed=0
+    )
+    assert all(p.dtype == torch.float32 for p in net.parameters())
+    assert log.train_loss[-1] < log.train_loss[0] - 0.05
