@@ -150,6 +150,19 @@ FIXATIONS = _schema(*_TRIAL_KEY, *_EVENT_COLUMNS, ("fixation_index", _I32))
 AOI_HITS = _schema(
     *FIXATIONS, ("aoi_id", _S), ("aoi_kind", _S), ("distance_deg", _F64), ("n_candidates", _I32)
 )
+#: Per session and eye: the systematic gaze offset estimated from the AOIs (``gaze.drift``).
+GAZE_OFFSETS = _schema(
+    ("participant", _S),
+    ("eye", _S),
+    ("offset_x_px", _F64),
+    ("offset_y_px", _F64),
+    ("offset_x_deg", _F64),
+    ("offset_y_deg", _F64),
+    ("n_fixations", _I64),
+    ("inside_share_before", _F64),
+    ("inside_share_after", _F64),
+    ("applied", _B),
+)
 AOI_DWELL = _schema(
     *_TRIAL_KEY,
     ("aoi_id", _S),
@@ -215,6 +228,7 @@ TABLE_SCHEMAS: dict[str, pa.Schema] = {
     "gaze_events": GAZE_EVENTS,
     "sample_labels": SAMPLE_LABELS_TABLE,
     "fixations": FIXATIONS,
+    "gaze_offsets": GAZE_OFFSETS,
     "aoi_hits": AOI_HITS,
     "aoi_dwell": AOI_DWELL,
     "aoi_sequences": AOI_SEQUENCES,

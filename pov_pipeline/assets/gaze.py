@@ -23,7 +23,7 @@ from dagster import (
 )
 
 from pov_pipeline.assets._config import config_from_params
-from pov_pipeline.gaze.aoi import dwell_metrics, map_fixations_to_aois
+from pov_pipeline.gaze.aoi import dwell_metrics, map_fixations_to_aois, prepare_stimulus_aois
 from pov_pipeline.gaze.detection import (
     DEFAULT_METHOD,
     AdaptiveParams,
@@ -31,6 +31,8 @@ from pov_pipeline.gaze.detection import (
     IVTParams,
     detect_trials,
 )
+from pov_pipeline.gaze.drift import apply_gaze_offsets
+from pov_pipeline.gaze.drift import gaze_offsets as estimate_gaze_offsets
 from pov_pipeline.gaze.geometry import ScreenGeometry
 from pov_pipeline.gaze.quality import quality_flags, trial_quality
 from pov_pipeline.gaze.transitions import aoi_sequences as build_aoi_sequences
@@ -209,6 +211,57 @@ def gaze_quality(config: QualityConfig, raw_gaze: pd.DataFrame, sessions: pd.Dat
     )
 
 
+class DriftConfig(Config):
+    """Correction of each session's systematic gaze offset (calibration error) before AOI mapping."""
+
+    enabled: bool = pydantic.Field(default=True, description="estimate and apply the offset")
+    max_offset_deg: float = pydantic.Field(default=2.0, description="largest offset searched per axis, deg")
+    step_deg: float = pydantic.Field(default=0.05, description="search grid step, deg")
+    min_fixations: int = pydantic.Field(default=30, description="fewer fixations: no correction")
+    min_gain: float = pydantic.Field(
+        default=0.02, description="apply only if the share of fixations inside an AOI rises this much"
+    )
+
+
+@asset(**PARTITIONED, code_version="1")
+def gaze_offsets(
+    config: DriftConfig, fixations: pd.DataFrame, aois: pd.DataFrame, sessions: pd.DataFrame
+) -> Output[pd.DataFrame]:
+    """Per session and eye: the systematic gaze offset estimated from where fixations land on the AOIs."""
+    parts = []
+    for session, session_fixations in _by_participant(fixations, sessions):
+        if not len(session_fixations):
+            continue
+        table = estimate_gaze_offsets(
+            session_fixations,
+            aois,
+            px_per_deg=1.0 / geometry_of(session).deg_per_px,
+            max_offset_deg=config.max_offset_deg,
+            step_deg=config.step_deg,
+            min_fixations=config.min_fixations,
+            min_gain=config.min_gain,
+        )
+        if not config.enabled:
+            table[["offset_x_px", "offset_y_px", "offset_x_deg", "offset_y_deg"]] = 0.0
+            table["inside_share_after"] = table["inside_share_before"]
+            table["applied"] = False
+        parts.append(table)
+    table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    applied = table[table["applied"]] if len(table) else table
+    metadata: dict[str, Any] = {"n_sessions_eyes": len(table), "n_applied": len(applied)}
+    if len(applied):
+        metadata["median_offset_deg"] = round(
+            float((applied["offset_x_deg"] ** 2 + applied["offset_y_deg"] ** 2).pow(0.5).median()), 3
+        )
+        metadata["inside_share_before_after"] = MetadataValue.json(
+            [
+                round(float(applied["inside_share_before"].mean()), 4),
+                round(float(applied["inside_share_after"].mean()), 4),
+            ]
+        )
+    return Output(table, metadata=metadata)
+
+
 class AoiConfig(Config):
     """How fixations are mapped to AOIs."""
 
@@ -218,18 +271,28 @@ class AoiConfig(Config):
     overlap_rule: str = pydantic.Field(default="smallest", description="smallest | nearest_centroid")
 
 
-@asset(**PARTITIONED, code_version="1")
+@asset(**PARTITIONED, code_version="2")
 def aoi_hits(
-    config: AoiConfig, fixations: pd.DataFrame, aois: pd.DataFrame, sessions: pd.DataFrame
+    config: AoiConfig,
+    fixations: pd.DataFrame,
+    gaze_offsets: pd.DataFrame,
+    aois: pd.DataFrame,
+    sessions: pd.DataFrame,
 ) -> Output[pd.DataFrame]:
-    """One row per fixation with the AOI it landed on, or ``background`` / ``off_screen``."""
+    """One row per fixation with the AOI it landed on, or ``background`` / ``off_screen``.
+
+    ``x_px, y_px`` are the positions that were mapped: the fixation centroid minus the session's
+    ``gaze_offsets`` (the ``fixations`` table keeps what the tracker reported).
+    """
     parts = []
-    for session, trial_fixations in _by_participant(fixations, sessions):
+    corrected = apply_gaze_offsets(fixations, gaze_offsets)
+    prepared = prepare_stimulus_aois(aois)  # parsed once for every session
+    for session, trial_fixations in _by_participant(corrected, sessions):
         geometry = geometry_of(session)
         parts.append(
             map_fixations_to_aois(
                 trial_fixations,
-                aois,
+                prepared,
                 screen_px=(int(session["screen_width_px"]), int(session["screen_height_px"])),
                 tolerance_deg=config.tolerance_deg,
                 deg_per_px=geometry.deg_per_px,

@@ -43,12 +43,14 @@ from pov_pipeline.schemas import AOI_BACKGROUND, AOI_OFF_SCREEN
 
 __all__ = [
     "PreparedAois",
+    "StimulusAois",
     "aoi_distances",
     "deg_per_px_at_centre",
     "dwell_metrics",
     "hit_test",
     "map_fixations_to_aois",
     "prepare_aois",
+    "prepare_stimulus_aois",
 ]
 
 OverlapRule = Literal["smallest", "nearest_centroid"]
@@ -372,9 +374,339 @@ def hit_test(
     return aoi_index, distance_px, n_candidates
 
 
+_RECT, _POLYGON, _ELLIPSE = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class StimulusAois:
+    """AOIs of every stimulus, flattened so that all fixations are hit-tested in one pass.
+
+    Rows are grouped by stimulus (stimuli in order of first appearance, AOIs of a stimulus in
+    table order, which is the order the overlap rule's last tie-break uses).
+
+    Attributes
+    ----------
+    stimulus_ids : pd.Index
+        Distinct stimulus ids (as ``str``); stimulus ``s`` owns AOI rows
+        ``offsets[s]:offsets[s + 1]``.
+    offsets : np.ndarray
+        int64 ``(S + 1,)`` row offsets per stimulus.
+    aoi_id, aoi_kind : np.ndarray
+        object ``(M,)`` ids and kinds.
+    kind_code : np.ndarray
+        int8 ``(M,)``: 0 box distance (rects and degenerate ellipses), 1 polygon, 2 ellipse.
+    box_px : np.ndarray
+        ``(M, 4)`` ``x0, y0, x1, y1`` used by the box distance, float64 px.
+    ellipse : np.ndarray
+        ``(M, 6)`` ``cx, cy, e0, e1, r0, swap`` (semi-axes major first, ``r0 = (e0 / e1)**2``,
+        ``swap`` 1 when the major axis is vertical); zeros for other shapes.
+    vertex_offsets : np.ndarray
+        int64 ``(M + 1,)`` offsets into the vertex arrays (empty ranges for non-polygons).
+    vertex_px : np.ndarray
+        ``(V, 2)`` polygon vertices, float64 px.
+    next_vertex : np.ndarray
+        int64 ``(V,)`` index of the following vertex of the same polygon (closing the ring).
+    area_px2 : np.ndarray
+        Area per AOI in px².
+    centroid_px : np.ndarray
+        ``(M, 2)`` centroid per AOI in px.
+    """
+
+    stimulus_ids: pd.Index
+    offsets: np.ndarray
+    aoi_id: np.ndarray
+    aoi_kind: np.ndarray
+    kind_code: np.ndarray
+    box_px: np.ndarray
+    ellipse: np.ndarray
+    vertex_offsets: np.ndarray
+    vertex_px: np.ndarray
+    next_vertex: np.ndarray
+    area_px2: np.ndarray
+    centroid_px: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.aoi_id)
+
+
+def prepare_stimulus_aois(aois: pd.DataFrame) -> StimulusAois:
+    """Parse the AOI table of a whole study once for :func:`map_fixations_to_aois`.
+
+    Parameters
+    ----------
+    aois : pd.DataFrame
+        AOIs of all stimuli (``schemas.AOIS`` columns: ``stimulus_id, aoi_id, aoi_kind, shape``,
+        the bounding box and ``points_px``). Rows without a stimulus id are ignored.
+
+    Returns
+    -------
+    StimulusAois
+        Flattened arrays; pass it instead of the table when mapping many participants against
+        the same AOIs, so that the table is parsed only once.
+
+    Raises
+    ------
+    ValueError
+        On the malformed shapes :func:`prepare_aois` rejects.
+    """
+    if len(aois):
+        sid = aois["stimulus_id"]
+        keep = sid.notna().to_numpy()
+        # Same grouping as ``groupby("stimulus_id", sort=False)`` keyed by ``str``.
+        codes, uniques = pd.factorize(sid[keep].astype(str), use_na_sentinel=False)
+        order = np.flatnonzero(keep)[np.argsort(codes, kind="stable")]
+        table = aois.iloc[order]
+        counts = np.bincount(codes, minlength=len(uniques))
+        stimulus_ids = pd.Index(np.asarray(uniques, dtype=object))
+    else:
+        table = aois
+        counts = np.zeros(0, dtype=np.int64)
+        stimulus_ids = pd.Index([], dtype=object)
+    m = len(table)
+    shape = table["shape"].astype(str).to_numpy(dtype=object) if m else np.zeros(0, dtype=object)
+    ids = table["aoi_id"].to_numpy(dtype=object) if m else np.zeros(0, dtype=object)
+    bad = np.flatnonzero(~np.isin(shape, ("rect", "polygon", "ellipse")))
+    if bad.size:
+        i = bad[0]
+        raise ValueError(f"AOI {ids[i]!r}: expected shape rect, polygon or ellipse, found {shape[i]!r}")
+    points_col = table["points_px"].tolist() if "points_px" in table else [None] * m
+    points = [_points_of(v) for v in points_col]
+    n_points = np.fromiter((p.size for p in points), dtype=np.int64, count=m)
+    is_rect, is_poly, is_ell = shape == "rect", shape == "polygon", shape == "ellipse"
+    bad = np.flatnonzero(is_poly & ((n_points % 2 == 1) | (n_points < 6)))
+    if bad.size:
+        i = bad[0]
+        raise ValueError(
+            f"AOI {ids[i]!r}: polygon needs x0,y0,x1,y1,... with at least 3 vertices, "
+            f"found {n_points[i]} numbers"
+        )
+    bad = np.flatnonzero(is_ell & (n_points != 4))
+    if bad.size:
+        i = bad[0]
+        raise ValueError(f"AOI {ids[i]!r}: ellipse needs cx,cy,rx,ry, found {n_points[i]} numbers")
+
+    kind_code = np.zeros(m, dtype=np.int8)
+    box = np.zeros((m, 4), dtype=np.float64)
+    ellipse = np.zeros((m, 6), dtype=np.float64)
+    area = np.zeros(m, dtype=np.float64)
+    centroid = np.zeros((m, 2), dtype=np.float64)
+
+    r = np.flatnonzero(is_rect)
+    if r.size:
+        x0, y0, x1, y1 = table[["x0_px", "y0_px", "x1_px", "y1_px"]].to_numpy(dtype=np.float64)[r].T
+        b = np.c_[np.minimum(x0, x1), np.minimum(y0, y1), np.maximum(x0, x1), np.maximum(y0, y1)]
+        box[r] = b
+        area[r] = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+        centroid[r] = np.c_[(b[:, 0] + b[:, 2]) / 2.0, (b[:, 1] + b[:, 3]) / 2.0]
+
+    e = np.flatnonzero(is_ell)
+    if e.size:
+        p = np.stack([points[i] for i in e])
+        cx, cy, rx, ry = p[:, 0], p[:, 1], np.abs(p[:, 2]), np.abs(p[:, 3])
+        area[e] = math.pi * rx * ry
+        centroid[e] = np.c_[cx, cy]
+        flat = (rx == 0.0) | (ry == 0.0)
+        # Degenerate ellipses are segments (or points): box distance.
+        box[e[flat]] = np.c_[cx - rx, cy - ry, cx + rx, cy + ry][flat]
+        kind_code[e[~flat]] = _ELLIPSE
+        e0, e1 = np.maximum(rx, ry), np.minimum(rx, ry)
+        # Python's float ``**`` (C pow) can differ in the last bit from numpy's array square;
+        # the per-stimulus path uses the former.
+        r0 = np.array([q**2 for q in (e0 / np.where(e1 > 0, e1, 1.0)).tolist()], dtype=np.float64)
+        ellipse[e] = np.c_[cx, cy, e0, e1, r0, (rx < ry).astype(np.float64)]
+
+    poly = np.flatnonzero(is_poly)
+    vertex_counts = np.where(is_poly, n_points // 2, 0)
+    vertex_offsets = np.r_[0, np.cumsum(vertex_counts)].astype(np.int64)
+    if poly.size:
+        kind_code[poly] = _POLYGON
+        vertices = np.concatenate([points[i] for i in poly]).reshape(-1, 2)
+        # Same sums as ``_polygon_area_centroid`` to the bit: numpy's row sums of a 2-D block
+        # equal the 1-D sums of each row, so polygons are batched by vertex count.
+        for k in np.unique(vertex_counts[poly]):
+            rows = poly[vertex_counts[poly] == k]
+            v = np.stack([points[i].reshape(-1, 2) for i in rows])
+            x, y = v[:, :, 0], v[:, :, 1]
+            xn, yn = np.roll(x, -1, axis=1), np.roll(y, -1, axis=1)
+            cross = x * yn - xn * y
+            signed = 0.5 * cross.sum(axis=1)
+            ok = np.abs(signed) >= 1e-12
+            safe = np.where(ok, signed, 1.0)
+            area[rows] = np.where(ok, np.abs(signed), 0.0)
+            cxs = ((x + xn) * cross).sum(axis=1) / (6.0 * safe)
+            cys = ((y + yn) * cross).sum(axis=1) / (6.0 * safe)
+            centroid[rows] = np.c_[cxs, cys]
+            for j in np.flatnonzero(~ok):
+                centroid[rows[j]] = v[j].mean(axis=0)
+    else:
+        vertices = np.zeros((0, 2), dtype=np.float64)
+    nxt = np.arange(1, len(vertices) + 1, dtype=np.int64)
+    # The last vertex of each polygon closes back onto its first.
+    nxt[vertex_offsets[poly + 1] - 1] = vertex_offsets[poly]
+    return StimulusAois(
+        stimulus_ids=stimulus_ids,
+        offsets=np.r_[0, np.cumsum(counts)].astype(np.int64),
+        aoi_id=ids,
+        aoi_kind=table["aoi_kind"].to_numpy(dtype=object) if m else np.zeros(0, dtype=object),
+        kind_code=kind_code,
+        box_px=box,
+        ellipse=ellipse,
+        vertex_offsets=vertex_offsets,
+        vertex_px=vertices,
+        next_vertex=nxt,
+        area_px2=area,
+        centroid_px=centroid,
+    )
+
+
+def _pair_distances(px: np.ndarray, py: np.ndarray, aoi: np.ndarray, st: StimulusAois) -> np.ndarray:
+    """Distance of point ``k`` to AOI ``aoi[k]`` for every (point, AOI) pair, float64 px.
+
+    Element for element the same arithmetic as the per-shape functions, so results agree with
+    :func:`aoi_distances` to the bit.
+    """
+    out = np.empty(px.shape[0], dtype=np.float64)
+    code = st.kind_code[aoi]
+
+    k = np.flatnonzero(code == _RECT)
+    if k.size:
+        b = st.box_px[aoi[k]]
+        x, y = px[k], py[k]
+        dx = np.maximum(np.maximum(b[:, 0] - x, x - b[:, 2]), 0.0)
+        dy = np.maximum(np.maximum(b[:, 1] - y, y - b[:, 3]), 0.0)
+        out[k] = np.hypot(dx, dy)
+
+    k = np.flatnonzero(code == _ELLIPSE)
+    if k.size:
+        out[k] = _pair_ellipse_distance(px[k], py[k], st.ellipse[aoi[k]])
+
+    k = np.flatnonzero(code == _POLYGON)
+    if k.size:
+        out[k] = _pair_polygon_distance(px[k], py[k], aoi[k], st)
+    return out
+
+
+def _pair_ellipse_distance(x: np.ndarray, y: np.ndarray, e: np.ndarray) -> np.ndarray:
+    cx, cy, e0, e1, r0, swap = e.T
+    u, v = np.abs(x - cx), np.abs(y - cy)
+    swap = swap > 0
+    u, v = np.where(swap, v, u), np.where(swap, u, v)
+    z0, z1 = u / e0, v / e1
+    g = z0 * z0 + z1 * z1 - 1.0
+    out = np.zeros(x.shape[0], dtype=np.float64)
+    outside = g > 0.0
+    if not outside.any():
+        return out
+    u, v, z0, z1, r0 = u[outside], v[outside], z0[outside], z1[outside], r0[outside]
+    # Eberly's root finding exactly as in ``_ellipse_distance``, one ellipse per element.
+    n0 = r0 * z0
+    lo = np.maximum(np.maximum(n0 - r0, z1 - 1.0), 0.0)
+    hi = np.hypot(n0, z1) - 1.0
+    s = lo
+    for _ in range(_ELLIPSE_NEWTON_STEPS):
+        a = n0 / (s + r0)
+        b = z1 / (s + 1.0)
+        f = a * a + b * b - 1.0
+        df = -2.0 * (a * a / (s + r0) + b * b / (s + 1.0))
+        s = np.clip(s - f / np.where(df < 0.0, df, -1.0), lo, hi)
+    qx = r0 * u / (s + r0)
+    qy = v / (s + 1.0)
+    out[outside] = np.hypot(qx - u, qy - v)
+    return out
+
+
+def _ragged_arange(counts: np.ndarray) -> np.ndarray:
+    """``concatenate([arange(c) for c in counts])`` without the loop."""
+    total = int(counts.sum())
+    starts = np.cumsum(counts) - counts
+    return np.arange(total, dtype=np.int64) - np.repeat(starts, counts)
+
+
+def _pair_polygon_distance(x: np.ndarray, y: np.ndarray, aoi: np.ndarray, st: StimulusAois) -> np.ndarray:
+    n_edges = st.vertex_offsets[aoi + 1] - st.vertex_offsets[aoi]
+    seg = np.cumsum(n_edges) - n_edges
+    edge = np.repeat(st.vertex_offsets[aoi], n_edges) + _ragged_arange(n_edges)
+    pair = np.repeat(np.arange(x.shape[0]), n_edges)
+    vx, vy = st.vertex_px[:, 0], st.vertex_px[:, 1]
+    nxt = st.next_vertex[edge]
+    ax, ay = vx[edge], vy[edge]
+    bx, by = vx[nxt], vy[nxt]
+    ex, ey = bx - ax, by - ay
+    len2 = ex * ex + ey * ey
+    safe_len2 = np.where(len2 > 0, len2, 1.0)
+    safe_ey = np.where(ey != 0, ey, 1.0)
+    px, py = x[pair], y[pair]
+    t = np.clip(((px - ax) * ex + (py - ay) * ey) / safe_len2, 0.0, 1.0)
+    edge_d2 = (px - (ax + t * ex)) ** 2 + (py - (ay + t * ey)) ** 2
+    out = np.sqrt(np.minimum.reduceat(edge_d2, seg))
+    # Even-odd ray casting towards +x, kept only where the per-stimulus path applies it: inside
+    # the polygon's bounding box and off its border.
+    crossings = np.add.reduceat(((ay > py) != (by > py)) & (px < ax + (py - ay) * ex / safe_ey), seg)
+    lo = np.minimum.reduceat(np.c_[ax, ay], seg)
+    hi = np.maximum.reduceat(np.c_[ax, ay], seg)
+    in_box = (x >= lo[:, 0]) & (x <= hi[:, 0]) & (y >= lo[:, 1]) & (y <= hi[:, 1])
+    out[in_box & (out > _BORDER_EPS_PX) & (crossings % 2 == 1)] = 0.0
+    out[out <= _BORDER_EPS_PX] = 0.0
+    return out
+
+
+def _hit_test_stimuli(
+    x: np.ndarray,
+    y: np.ndarray,
+    stimulus: np.ndarray,
+    st: StimulusAois,
+    *,
+    tolerance_px: float,
+    overlap_rule: OverlapRule,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`hit_test` of finite points, each against the AOIs of its own stimulus, at once.
+
+    ``stimulus`` holds row positions into ``st.stimulus_ids`` (``-1``: no AOIs). Returns the
+    global AOI row (``-1`` none), the distance (``inf`` without AOIs) and the candidate count.
+    """
+    n = x.shape[0]
+    aoi_index = np.full(n, -1, dtype=np.int64)
+    distance_px = np.full(n, np.inf)
+    n_candidates = np.zeros(n, dtype=np.int32)
+    if len(st.stimulus_ids) == 0:
+        return aoi_index, distance_px, n_candidates
+    safe = np.maximum(stimulus, 0)
+    counts = np.where(stimulus >= 0, st.offsets[safe + 1] - st.offsets[safe], 0)
+    pts = np.flatnonzero(counts > 0)
+    if pts.size == 0:
+        return aoi_index, distance_px, n_candidates
+    counts = counts[pts]
+    # One row per (point, AOI of its stimulus), contiguous per point, AOIs in table order.
+    seg = np.cumsum(counts) - counts
+    owner = np.repeat(np.arange(pts.size), counts)
+    aoi = np.repeat(st.offsets[stimulus[pts]], counts) + _ragged_arange(counts)
+    px, py = x[pts][owner], y[pts][owner]
+    dist = _pair_distances(px, py, aoi, st)
+
+    candidate = dist <= tolerance_px
+    ncand = np.add.reduceat(candidate.astype(np.int32), seg)
+    centroid_d = np.hypot(px - st.centroid_px[aoi, 0], py - st.centroid_px[aoi, 1])
+    area = st.area_px2[aoi]
+    first, second = (area, centroid_d) if overlap_rule == "smallest" else (centroid_d, area)
+    # Lexicographic arg-min per point over (distance, first key, second key, table order).
+    masked = np.where(candidate, dist, np.inf)
+    keep = candidate & (masked == np.minimum.reduceat(masked, seg)[owner])
+    for key in (first, second):
+        k = np.where(keep, key, np.inf)
+        keep &= k == np.minimum.reduceat(k, seg)[owner]
+    position = np.where(keep, np.arange(aoi.size), aoi.size)
+    chosen = np.minimum.reduceat(position, seg)
+    has = ncand > 0
+    nearest = np.minimum.reduceat(dist, seg)
+    aoi_index[pts] = np.where(has, aoi[np.minimum(chosen, aoi.size - 1)], -1)
+    distance_px[pts] = np.where(has, dist[np.minimum(chosen, aoi.size - 1)], nearest)
+    n_candidates[pts] = ncand
+    return aoi_index, distance_px, n_candidates
+
+
 def map_fixations_to_aois(
     fixations: pd.DataFrame,
-    aois: pd.DataFrame,
+    aois: pd.DataFrame | StimulusAois,
     *,
     screen_px: Sequence[int],
     tolerance_deg: float = 0.5,
@@ -388,8 +720,9 @@ def map_fixations_to_aois(
     fixations : pd.DataFrame
         One row per fixation with at least ``participant, trial, stimulus_id, event_index,
         onset_in_trial_ms, duration_ms, x_px, y_px``; further columns are kept.
-    aois : pd.DataFrame
-        AOIs of all stimuli (``schemas.AOIS`` columns). Each fixation is only tested against its
+    aois : pd.DataFrame | StimulusAois
+        AOIs of all stimuli (``schemas.AOIS`` columns), or their :func:`prepare_stimulus_aois`
+        form to parse them only once for many calls. Each fixation is only tested against its
         own stimulus's AOIs.
     screen_px : Sequence[int]
         Screen width and height in px; fixations outside become ``off_screen``.
@@ -421,29 +754,26 @@ def map_fixations_to_aois(
     y = out["y_px"].to_numpy(dtype=np.float64, na_value=np.nan)
     on_screen = (x >= 0) & (x < width) & (y >= 0) & (y < height)  # False for NaN
 
+    st = aois if isinstance(aois, StimulusAois) else prepare_stimulus_aois(aois)
+    on_idx = np.flatnonzero(on_screen)
+    sid = out["stimulus_id"].iloc[on_idx]
+    # Fixations without a stimulus id match no AOIs (they stay background), as in a group-by.
+    stimulus = np.full(on_idx.size, -1, dtype=np.int64)
+    known = sid.notna().to_numpy()
+    if known.any() and len(st.stimulus_ids):
+        stimulus[known] = st.stimulus_ids.get_indexer(sid[known].astype(str).to_numpy(dtype=object))
+    idx, dist, ncand = _hit_test_stimuli(
+        x[on_idx], y[on_idx], stimulus, st, tolerance_px=tolerance_px, overlap_rule=overlap_rule
+    )
+    hit = idx >= 0
     aoi_id = np.full(n, AOI_BACKGROUND, dtype=object)
     aoi_kind = np.full(n, AOI_BACKGROUND, dtype=object)
-    distance_px = np.full(n, np.inf)
+    distance_px = np.full(n, np.nan)
     n_candidates = np.zeros(n, dtype=np.int32)
-
-    aoi_groups = {str(k): g for k, g in aois.groupby("stimulus_id", sort=False)} if len(aois) else {}
-    fix_groups = out.loc[on_screen].groupby("stimulus_id", sort=False).indices if n else {}
-    on_idx = np.flatnonzero(on_screen)
-    for stimulus_id, local in fix_groups.items():
-        rows = on_idx[local]
-        group = aoi_groups.get(str(stimulus_id))
-        if group is None or len(group) == 0:
-            continue
-        idx, dist, ncand = hit_test(
-            x[rows], y[rows], group, tolerance_px=tolerance_px, overlap_rule=overlap_rule
-        )
-        ids = group["aoi_id"].to_numpy(dtype=object)
-        kinds = group["aoi_kind"].to_numpy(dtype=object)
-        hit = idx >= 0
-        aoi_id[rows[hit]] = ids[idx[hit]]
-        aoi_kind[rows[hit]] = kinds[idx[hit]]
-        distance_px[rows] = dist
-        n_candidates[rows] = ncand
+    aoi_id[on_idx[hit]] = st.aoi_id[idx[hit]]
+    aoi_kind[on_idx[hit]] = st.aoi_kind[idx[hit]]
+    distance_px[on_idx] = dist
+    n_candidates[on_idx] = ncand
 
     aoi_id[~on_screen] = AOI_OFF_SCREEN
     aoi_kind[~on_screen] = AOI_OFF_SCREEN

@@ -995,7 +995,8 @@ def _detect(
     geometry: ScreenGeometry,
     method: str,
     p: Params,
-) -> tuple[npt.NDArray[np.int8], dict[str, npt.NDArray[Any]] | None, dict[str, Any]]:
+    engine: str = "numpy",
+) -> tuple[npt.NDArray[np.int8], dict[str, Any] | None, dict[str, Any]]:
     """Labels, event columns (``None`` when no event) and parameters used, without pandas."""
     t = np.asarray(t_us, dtype=np.float64)
     x = np.asarray(x_px, dtype=np.float64)
@@ -1011,6 +1012,14 @@ def _detect(
     if t.size == 0:
         return np.zeros(0, dtype=np.int8), None, used
     sig = _Signal(t, x, y, dt_t, rate, 1e6 / rate if np.isfinite(rate) else 1000.0)
+    fast = _fast_path(method, p, engine)
+    if fast is not None and t.size <= _FAST_MAX_RECORDING_SAMPLES:
+        bounds = np.array([0, t.size], dtype=np.intp)
+        rates, dts = np.array([rate]), np.array([sig.dt])
+        res = fast.detect_frame(t, x, y, bounds, rates, dts, geometry, method, p, with_info=True)
+        used.update(res.info[0])
+        cols, ev_trial = fast.event_columns(res, t, x, y, bounds, dts)
+        return res.labels, (cols if ev_trial.size else None), used
     if method == "ivt":
         lab, v, info = _ivt(sig, geometry, p)  # type: ignore[arg-type]
     elif method == "idt":
@@ -1022,6 +1031,32 @@ def _detect(
     return lab.astype(np.int8, copy=False), cols, used
 
 
+Engine = Literal["auto", "numpy"]
+#: On one recording longer than this the vectorized numpy reference is as fast as the compiled
+#: path (its per-call overhead no longer matters), so ``detect_events`` keeps to it.
+_FAST_MAX_RECORDING_SAMPLES = 1 << 18
+
+
+@functools.cache
+def _fast_module() -> Any:
+    """The compiled fast path (:mod:`pov_pipeline.gaze._fast`), or ``None`` without numba."""
+    try:
+        from pov_pipeline.gaze import _fast
+    except ImportError:  # numba missing: the numpy reference serves every call
+        return None
+    return _fast
+
+
+def _fast_path(method: str, p: Params, engine: str) -> Any:
+    """The fast-path module when ``engine`` allows it and it implements ``method`` with ``p``."""
+    if engine not in ("auto", "numpy"):
+        raise ValueError(f"engine must be 'auto' or 'numpy', got {engine!r}")
+    if engine == "numpy":
+        return None
+    fast = _fast_module()
+    return fast if fast is not None and fast.supported(method, p) else None
+
+
 def detect_events(
     t_us: npt.ArrayLike,
     x_px: npt.ArrayLike,
@@ -1030,6 +1065,7 @@ def detect_events(
     geometry: ScreenGeometry,
     method: str = DEFAULT_METHOD,
     params: Params | dict[str, Any] | None = None,
+    engine: Engine = "auto",
 ) -> DetectionResult:
     """Label every sample and list the events of one continuous recording (or trial).
 
@@ -1045,6 +1081,9 @@ def detect_events(
         Detector (default :data:`DEFAULT_METHOD`).
     params : IVTParams or IDTParams or AdaptiveParams or dict, optional
         Parameters of the method; a dict overrides fields of the defaults.
+    engine : {"auto", "numpy"}
+        ``auto`` runs the compiled fast path where it implements the method and parameters
+        (adaptive and I-VT; bit-identical results), ``numpy`` the vectorized reference.
 
     Returns
     -------
@@ -1052,7 +1091,7 @@ def detect_events(
         Labels (``int8`` into ``SAMPLE_LABELS``), events and the parameters used.
     """
     p = _resolve_params(method, params)
-    lab, cols, used = _detect(t_us, x_px, y_px, geometry, method, p)
+    lab, cols, used = _detect(t_us, x_px, y_px, geometry, method, p, engine)
     events = _empty_events() if cols is None else pd.DataFrame(cols)
     return DetectionResult(lab, events, used)
 
@@ -1066,6 +1105,7 @@ def detect_trials(
     method: str = DEFAULT_METHOD,
     params: Params | dict[str, Any] | None = None,
     eye_mode: str = "average",
+    engine: Engine = "auto",
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Run :func:`detect_events` on every trial of a ``raw_gaze`` frame.
 
@@ -1082,6 +1122,10 @@ def detect_trials(
         Parameters of the method.
     eye_mode : {"average", "left", "right", "best"}
         How binocular trials are reduced to one signal; ``average`` yields eye ``binocular``.
+    engine : {"auto", "numpy"}
+        ``auto`` detects all trials in one compiled call where the fast path implements the
+        method and parameters (adaptive and I-VT; bit-identical results), ``numpy`` runs the
+        vectorized reference trial by trial.
 
     Returns
     -------
@@ -1093,6 +1137,9 @@ def detect_trials(
     p = _resolve_params(method, params)
     if len(samples) == 0:
         return _empty_trial_labels(), _empty_trial_events()
+    fast = _fast_path(method, p, engine)
+    if fast is not None:
+        return fast.detect_trials_fast(samples, geometry, method, p, eye_mode)
     # Thresholds adapt to each trial, so trials are detected one by one; everything around the
     # detection (sorting, splitting, tabulating) is done once for the whole frame instead.
     part_codes, part_values = pd.factorize(samples["participant"], sort=True)

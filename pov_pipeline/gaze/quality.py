@@ -27,6 +27,8 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 __all__ = ["px_to_deg_xy", "quality_flags", "trial_quality"]
 
@@ -134,35 +136,41 @@ def trial_quality(
     """
     if window_ms is not None and window_ms <= 0:
         raise ValueError(f"window_ms must be > 0 or None, found {window_ms}")
-    s = samples.sort_values([*_KEYS, "t_us"], kind="stable").reset_index(drop=True)
-    if len(s) == 0:
+    if len(samples) == 0:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in QUALITY_COLUMNS})
-    t_us = s["t_us"].to_numpy(dtype=np.int64)
-    x = s["x_px"].to_numpy(dtype=np.float64, na_value=np.nan)
-    y = s["y_px"].to_numpy(dtype=np.float64, na_value=np.nan)
-    valid = s["valid"].to_numpy(dtype=bool, na_value=False) & np.isfinite(x) & np.isfinite(y)
+    # Sort through integer codes and gather only the numeric columns: copying a frame of
+    # string columns row by row costs more than everything below.
+    keys = [_sortable_codes(samples[k]) for k in _KEYS]
+    t_us = samples["t_us"].to_numpy(dtype=np.int64)
+    order = _stable_order([*keys, t_us])
+    if order is not None:
+        keys = [k[order] for k in keys]
+        t_us = t_us[order]
+    n = t_us.shape[0]
+    row_of = order if order is not None else np.arange(n)
+    x = samples["x_px"].to_numpy(dtype=np.float64, na_value=np.nan)
+    y = samples["y_px"].to_numpy(dtype=np.float64, na_value=np.nan)
+    valid = samples["valid"].to_numpy(dtype=bool, na_value=False)
+    if order is not None:
+        x, y, valid = x[order], y[order], valid[order]
+    valid = valid & np.isfinite(x) & np.isfinite(y)
     w_px, h_px = float(screen_px[0]), float(screen_px[1])
     off = valid & ~((x >= 0) & (x < w_px) & (y >= 0) & (y < h_px))
 
     # Integer group id per row (rows are sorted by the keys, so groups are contiguous).
-    starts = np.zeros(len(s), dtype=bool)
+    starts = np.zeros(n, dtype=bool)
     starts[0] = True
-    for key in _KEYS:
-        # Integer codes compare far faster than (Arrow-backed) strings.
-        codes = pd.factorize(s[key], use_na_sentinel=False)[0]
+    for codes in keys:
         starts[1:] |= codes[1:] != codes[:-1]
     gid = np.cumsum(starts) - 1
     n_groups = int(gid[-1]) + 1
-    same = np.zeros(len(s), dtype=bool)  # row i and i-1 in the same group
-    same[1:] = gid[1:] == gid[:-1]
-
-    dt = np.diff(t_us, prepend=t_us[0]).astype(np.float64)
-    dt_frame = pd.DataFrame({"g": gid[same], "dt": dt[same]})
-    median_dt_us = dt_frame.groupby("g")["dt"].median().reindex(range(n_groups)).to_numpy()
-
+    same = ~starts  # row i and i-1 in the same group
     first_row = np.flatnonzero(starts)
-    last_row = np.r_[first_row[1:] - 1, len(s) - 1]
+    last_row = np.r_[first_row[1:] - 1, n - 1]
     n_samples = last_row - first_row + 1
+
+    dt = np.diff(t_us, prepend=t_us[0])
+    median_dt_us = _group_median_int(gid[same], dt[same], n_groups)
     n_valid = np.bincount(gid, weights=valid, minlength=n_groups)
     n_off = np.bincount(gid, weights=off, minlength=n_groups)
     span_us = (t_us[last_row] - t_us[first_row]).astype(np.float64)
@@ -181,40 +189,42 @@ def trial_quality(
     x_deg = np.degrees(np.arctan(mm_x / dist))
     y_deg = np.degrees(np.arctan(mm_y / dist))
     if window_ms is None:
-        win = np.zeros(len(s), dtype=np.int64)
+        win = np.zeros(n, dtype=np.int64)
         min_pairs = np.full(n_groups, 2.0)
     else:
         t_rel = t_us - t_us[first_row][gid]
         win = (t_rel // max(1, round(window_ms * 1000.0))).astype(np.int64)
         # Half the window's nominal sample count, and never fewer than 2 pairs.
-        min_pairs = np.maximum(2.0, 0.5 * window_ms * 1000.0 / median_dt_us)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            min_pairs = np.maximum(2.0, 0.5 * window_ms * 1000.0 / median_dt_us)
         min_pairs = np.where(np.isfinite(min_pairs), min_pairs, 2.0)
+    # Within a group windows only grow with time: (group, window) runs are contiguous.
+    new_window = starts.copy()
+    new_window[1:] |= win[1:] != win[:-1]
+    wid = np.cumsum(new_window) - 1
 
-    pairs = pd.DataFrame({"g": gid[pair_ok], "w": win[pair_ok], "d2": s2s[pair_ok] ** 2})
-    rms = pairs.groupby(["g", "w"], sort=False)["d2"].agg(["mean", "size"]).reset_index()
-    rms = rms.loc[rms["size"].to_numpy() >= min_pairs[rms["g"].to_numpy()]]
-    rms_med = np.sqrt(rms.groupby("g")["mean"].median()).reindex(range(n_groups)).to_numpy()
-    n_windows = rms.groupby("g").size().reindex(range(n_groups), fill_value=0).to_numpy()
+    rows = np.flatnonzero(pair_ok)
+    w_g, w_mean, w_n = _window_means(wid[rows], gid[rows], s2s[rows] ** 2)
+    ok = w_n >= min_pairs[w_g]
+    rms_med = np.sqrt(_group_median(w_g[ok], w_mean[ok], n_groups))
+    n_windows = np.bincount(w_g[ok], minlength=n_groups)
 
-    pts = pd.DataFrame({"g": gid[valid], "w": win[valid], "x": x_deg[valid], "y": y_deg[valid]})
-    spread = pts.groupby(["g", "w"], sort=False).agg(vx=("x", "var"), vy=("y", "var"), n=("x", "size"))
-    spread = spread.reset_index()
+    rows = np.flatnonzero(valid)
+    s_g, vx, vy, s_n = _window_vars(wid[rows], gid[rows], x_deg[rows], y_deg[rows])
     # Same qualifying rule as for RMS-S2S (pairs = points - 1) so both cover the same windows.
-    spread = spread.loc[spread["n"].to_numpy() - 1 >= min_pairs[spread["g"].to_numpy()]]
-    std_med = (
-        np.sqrt(spread["vx"] + spread["vy"]).groupby(spread["g"]).median().reindex(range(n_groups)).to_numpy()
-    )
+    ok = s_n - 1 >= min_pairs[s_g]
+    std_med = _group_median(s_g[ok], np.sqrt(vx[ok] + vy[ok]), n_groups)
 
     with np.errstate(divide="ignore", invalid="ignore"):
         eff_rate = np.where(duration_us > 0, n_valid / (duration_us / 1e6), np.nan)
         nominal_rate = 1e6 / median_dt_us
-    firsts = s.iloc[first_row]
+    firsts = samples.iloc[row_of[first_row]]
     out = pd.DataFrame(
         {
             "participant": firsts["participant"].to_numpy(),
             "trial": firsts["trial"].to_numpy(),
             "eye": firsts["eye"].to_numpy(),
-            "stimulus_id": firsts["stimulus_id"].to_numpy() if "stimulus_id" in s else None,
+            "stimulus_id": firsts["stimulus_id"].to_numpy() if "stimulus_id" in samples else None,
             "n_samples": n_samples.astype(np.int64),
             "n_valid": n_valid.astype(np.int64),
             "duration_ms": duration_us / 1000.0,
@@ -228,6 +238,120 @@ def trial_quality(
         }
     )
     return out
+
+
+def _sortable_codes(column: pd.Series) -> np.ndarray:
+    """int64 codes of a key column that sort like its values (missing values last)."""
+    if pd.api.types.is_integer_dtype(column.dtype) and not column.hasnans:
+        return column.to_numpy(dtype=np.int64)
+    # Keys repeat in long runs (one participant, eye blocks per trial): find the runs with
+    # Arrow's vectorized comparisons (no Python string objects per row), then rank only the
+    # run values.
+    arr = pa.array(column, from_pandas=True)
+    n = len(arr)
+    change = np.ones(n, dtype=bool)
+    if n > 1:
+        differs = pc.fill_null(pc.not_equal(arr.slice(1), arr.slice(0, n - 1)), True)
+        change[1:] = differs.to_numpy(zero_copy_only=False)
+        # not_equal is null where either side is: two missing values in a row are one run.
+        both_null = pc.and_(arr.slice(1).is_null(), arr.slice(0, n - 1).is_null())
+        change[1:] &= ~both_null.to_numpy(zero_copy_only=False)
+    run_start = np.flatnonzero(change)
+    run_values = pd.Series(arr.take(pa.array(run_start)).to_pylist(), dtype=object)
+    codes, _ = pd.factorize(run_values, sort=True, use_na_sentinel=True)
+    codes = np.where(codes < 0, codes.max(initial=-1) + 1, codes).astype(np.int64)
+    return np.repeat(codes, np.diff(np.r_[run_start, n]))
+
+
+def _stable_order(keys: list[np.ndarray]) -> np.ndarray | None:
+    """Permutation of a stable lexicographic sort by ``keys``; ``None`` when already sorted."""
+    n = keys[0].shape[0]
+    if n < 2:
+        return None
+    descending = np.zeros(n - 1, dtype=bool)
+    tied = np.ones(n - 1, dtype=bool)
+    for k in keys:
+        descending |= tied & (k[1:] < k[:-1])
+        tied &= k[1:] == k[:-1]
+    if not descending.any():
+        return None
+    return np.lexsort(keys[::-1])
+
+
+def _segment_starts(labels: np.ndarray) -> np.ndarray:
+    """Start positions of the runs of a sorted label array."""
+    change = np.ones(labels.shape[0], dtype=bool)
+    change[1:] = labels[1:] != labels[:-1]
+    return np.flatnonzero(change)
+
+
+def _window_means(wid: np.ndarray, gid: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Group, mean and size of each window run of ``values``."""
+    if wid.size == 0:
+        return np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64)
+    seg = _segment_starts(wid)
+    size = np.diff(np.r_[seg, wid.size])
+    return gid[seg], np.add.reduceat(values, seg) / size, size
+
+
+def _window_vars(wid: np.ndarray, gid: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Group, sample variance (ddof 1, NaN for one point) of x and y, and size per window."""
+    if wid.size == 0:
+        empty = np.zeros(0)
+        return np.zeros(0, np.int64), empty, empty, np.zeros(0, np.int64)
+    seg = _segment_starts(wid)
+    size = np.diff(np.r_[seg, wid.size])
+    owner = np.repeat(np.arange(seg.size), size)
+    out = []
+    for v in (x, y):
+        # Two passes (mean, then squared deviations) for accuracy at large offsets.
+        mean = np.add.reduceat(v, seg) / size
+        dev = v - mean[owner]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out.append(np.where(size > 1, np.add.reduceat(dev * dev, seg) / (size - 1), np.nan))
+    return gid[seg], out[0], out[1], size
+
+
+def _group_median(group: np.ndarray, values: np.ndarray, n_groups: int) -> np.ndarray:
+    """Median of ``values`` per group id (NaN for groups without values)."""
+    out = np.full(n_groups, np.nan)
+    if group.size == 0:
+        return out
+    order = np.lexsort((values, group))
+    g, v = group[order], values[order]
+    seg = _segment_starts(g)
+    size = np.diff(np.r_[seg, g.size])
+    lo = seg + (size - 1) // 2
+    hi = seg + size // 2
+    out[g[seg]] = (v[lo] + v[hi]) / 2.0
+    return out
+
+
+def _group_median_int(group: np.ndarray, values: np.ndarray, n_groups: int) -> np.ndarray:
+    """:func:`_group_median` of int64 values (exact: halves of integers below 2**52)."""
+    out = np.full(n_groups, np.nan)
+    if group.size == 0:
+        return out
+    seg = _segment_starts(group)
+    lo_v = np.minimum.reduceat(values, seg)
+    hi_v = np.maximum.reduceat(values, seg)
+    out[group[seg]] = lo_v.astype(np.float64)
+    # Only groups whose intervals vary need sorting (EyeLink's integer-ms clocks rarely do).
+    varying = np.flatnonzero(lo_v != hi_v)
+    if varying.size:
+        size = np.diff(np.r_[seg, group.size])
+        rows = np.repeat(seg[varying], size[varying]) + _ragged_arange(size[varying])
+        g = group[rows]
+        out[group[seg[varying]]] = _group_median(g, values[rows].astype(np.float64), n_groups)[
+            group[seg[varying]]
+        ]
+    return out
+
+
+def _ragged_arange(counts: np.ndarray) -> np.ndarray:
+    """``concatenate([arange(c) for c in counts])`` without the loop."""
+    starts = np.cumsum(counts) - counts
+    return np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(starts, counts)
 
 
 def quality_flags(

@@ -25,6 +25,7 @@ Everything is vectorized across all trials at once (group shifts and group-by co
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from typing import Literal
 
@@ -38,59 +39,95 @@ _KEYS = ["participant", "trial", "stimulus_id"]
 Weighting = Literal["fixations", "dwell"]
 
 
-def _new_trial(frame: pd.DataFrame) -> np.ndarray:
-    """True where a row starts a new (participant, trial, stimulus) group of a sorted frame."""
-    start = np.ones(len(frame), dtype=bool)
-    if len(frame) > 1:
-        same = np.ones(len(frame) - 1, dtype=bool)
-        for key in _KEYS:
-            # Integer codes compare far faster than (Arrow-backed) strings.
-            col = pd.factorize(frame[key], use_na_sentinel=False)[0]
-            same &= col[1:] == col[:-1]
-        start[1:] = ~same
-    return start
+def _codes(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Codes that sort like the values (missing last) and the matching distinct values."""
+    codes, uniques = pd.factorize(column, sort=True, use_na_sentinel=True)
+    uniques = np.asarray(uniques, dtype=object)
+    if (codes < 0).any():
+        codes = np.where(codes < 0, len(uniques), codes)
+        uniques = np.r_[uniques, np.array([column[column.isna()].iloc[0]], dtype=object)]
+    return codes.astype(np.int64), uniques
 
 
-def _units(aoi_hits: pd.DataFrame, *, collapse_repeats: bool) -> pd.DataFrame:
-    """Sorted sequence elements: keys, ``aoi_id``, ``duration_ms``, ``n_fix`` and ``start``."""
-    cols = [*_KEYS, "event_index", "aoi_id"]
-    hits = aoi_hits[cols + (["duration_ms"] if "duration_ms" in aoi_hits else [])]
-    hits = hits.sort_values([*_KEYS, "event_index"], kind="stable").reset_index(drop=True)
-    if "duration_ms" not in hits:
-        hits = hits.assign(duration_ms=np.nan)
-    start = _new_trial(hits)
-    if not collapse_repeats or len(hits) == 0:
-        return hits.assign(n_fix=np.int64(1), start=start).drop(columns="event_index")
-    ids = pd.factorize(hits["aoi_id"], use_na_sentinel=False)[0]
-    new_run = start.copy()
-    new_run[1:] |= ids[1:] != ids[:-1]
-    run = np.cumsum(new_run) - 1
-    first = np.flatnonzero(new_run)
-    units = hits.iloc[first][[*_KEYS, "aoi_id"]].reset_index(drop=True)
-    units["duration_ms"] = np.bincount(run, weights=hits["duration_ms"].to_numpy(dtype=np.float64))
-    units["n_fix"] = np.bincount(run)
-    units["start"] = start[first]
-    return units
+class _Units:
+    """Sequence elements of all trials in order, as integer codes.
+
+    ``group`` numbers the (participant, trial, stimulus) groups in sorted order, ``keys`` holds
+    their key values; ``aoi`` indexes ``aoi_ids`` (sorted, so code order is string order).
+    """
+
+    def __init__(self, aoi_hits: pd.DataFrame, *, collapse_repeats: bool) -> None:
+        key_codes = [_codes(aoi_hits[k]) for k in _KEYS]
+        event = aoi_hits["event_index"].to_numpy()
+        order = np.lexsort((event, *[c for c, _ in key_codes][::-1]))
+        kc = [c[order] for c, _ in key_codes]
+        n = order.shape[0]
+        start = np.zeros(n, dtype=bool)
+        start[:1] = True
+        for c in kc:
+            start[1:] |= c[1:] != c[:-1]
+        aoi, self.aoi_ids = _codes(aoi_hits["aoi_id"])
+        aoi = aoi[order]
+        if "duration_ms" in aoi_hits:
+            dur = aoi_hits["duration_ms"].to_numpy(dtype=np.float64, na_value=np.nan)[order]
+        else:
+            dur = np.full(n, np.nan)
+        n_fix = np.ones(n, dtype=np.int64)
+        if collapse_repeats and n:
+            new_run = start.copy()
+            new_run[1:] |= aoi[1:] != aoi[:-1]
+            run = np.cumsum(new_run) - 1
+            first = np.flatnonzero(new_run)
+            dur = np.bincount(run, weights=dur)
+            n_fix = np.bincount(run)
+            aoi, start, kc = aoi[first], start[first], [c[first] for c in kc]
+        self.aoi, self.duration_ms, self.n_fix, self.start = aoi, dur, n_fix, start
+        self.group = np.cumsum(start) - 1
+        heads = np.flatnonzero(start)
+        self.n_groups = heads.shape[0]
+        self.keys = pd.DataFrame(
+            {
+                k: pd.Series(u[c[heads]], dtype=aoi_hits[k].dtype)
+                for k, (_, u), c in zip(_KEYS, key_codes, kc, strict=True)
+            }
+        )
+
+    def pairs(self, *, include_self: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Group, from and to codes of consecutive elements within each trial."""
+        ok = ~self.start[1:]
+        g, a, b = self.group[1:][ok], self.aoi[:-1][ok], self.aoi[1:][ok]
+        if not include_self:
+            keep = a != b
+            g, a, b = g[keep], a[keep], b[keep]
+        return g, a, b
 
 
-def _pairs(units: pd.DataFrame, *, include_self: bool) -> pd.DataFrame:
-    """Consecutive (from, to) pairs within each trial."""
-    ids = units["aoi_id"].to_numpy()
-    start = units["start"].to_numpy()
-    ok = ~start[1:]
-    pairs = units.iloc[:-1][_KEYS].reset_index(drop=True).loc[ok]
-    pairs = pairs.assign(from_aoi=ids[:-1][ok], to_aoi=ids[1:][ok])
-    if not include_self:
-        pairs = pairs.loc[pairs["from_aoi"].to_numpy() != pairs["to_aoi"].to_numpy()]
-    return pairs.reset_index(drop=True)
+def _count_pairs(units: _Units, *, include_self: bool) -> tuple[np.ndarray, ...]:
+    """Sorted distinct (group, from, to) with counts and row-normalised probabilities."""
+    g, a, b = units.pairs(include_self=include_self)
+    m = max(len(units.aoi_ids), 1)
+    key = (g * m + a) * m + b
+    uniq, count = np.unique(key, return_counts=True)
+    g, rest = np.divmod(uniq, m * m)
+    a, b = np.divmod(rest, m)
+    row = g * m + a
+    # Rows of one (group, from) are contiguous after the sort.
+    change = np.ones(row.shape[0], dtype=bool)
+    change[1:] = row[1:] != row[:-1]
+    seg = np.flatnonzero(change)
+    total = np.add.reduceat(count, seg) if seg.size else np.zeros(0, dtype=np.int64)
+    prob = count / np.repeat(total, np.diff(np.r_[seg, count.shape[0]])).astype(np.float64)
+    return g, a, b, count, prob
 
 
-def _counts(pairs: pd.DataFrame) -> pd.DataFrame:
-    keys = [*_KEYS, "from_aoi", "to_aoi"]
-    table = pairs.groupby(keys, sort=True, dropna=False).size().rename("count").reset_index()
-    row_total = table.groupby([*_KEYS, "from_aoi"], sort=False, dropna=False)["count"].transform("sum")
-    table["count"] = table["count"].astype(np.int32)
-    table["prob"] = table["count"].to_numpy(dtype=np.float64) / row_total.to_numpy(dtype=np.float64)
+def _counts_frame(units: _Units, *, include_self: bool) -> pd.DataFrame:
+    g, a, b, count, prob = _count_pairs(units, include_self=include_self)
+    table = units.keys.iloc[g].reset_index(drop=True)
+    ids = pd.Series(units.aoi_ids, dtype=object)
+    table["from_aoi"] = ids.iloc[a].to_numpy()
+    table["to_aoi"] = ids.iloc[b].to_numpy()
+    table["count"] = count.astype(np.int32)
+    table["prob"] = prob
     return table
 
 
@@ -137,9 +174,8 @@ def transition_table(
         collapse_repeats = False
     else:
         hits = data
-    units = _units(hits, collapse_repeats=collapse_repeats)
-    table = _counts(_pairs(units, include_self=include_self))
-    return table.reset_index(drop=True)
+    units = _Units(hits, collapse_repeats=collapse_repeats)
+    return _counts_frame(units, include_self=include_self)
 
 
 def aoi_sequences(
@@ -177,45 +213,51 @@ def aoi_sequences(
     """
     if weighting not in ("fixations", "dwell"):
         raise ValueError(f"weighting must be 'fixations' or 'dwell', found {weighting!r}")
-    units = _units(aoi_hits, collapse_repeats=collapse_repeats)
-    grouped = units.groupby(_KEYS, sort=True, dropna=False)
-    out = grouped.agg(
-        sequence=("aoi_id", list),
-        dwell_ms=("duration_ms", list),
-        n_fixations=("n_fix", "sum"),
-        n_elements=("aoi_id", "size"),
-        n_distinct_aois=("aoi_id", "nunique"),
-    ).reset_index()
-    for col in ("n_fixations", "n_elements", "n_distinct_aois"):
-        out[col] = out[col].astype(np.int32)
+    units = _Units(aoi_hits, collapse_repeats=collapse_repeats)
+    out = units.keys.copy()
+    n_groups, m = units.n_groups, max(len(units.aoi_ids), 1)
+    g = units.group
+    bounds = np.r_[np.flatnonzero(units.start), g.shape[0]]
+    ids = units.aoi_ids[units.aoi].tolist()
+    dur = units.duration_ms.tolist()
+    # One Python list per trial is what the column holds; slicing flat lists is the cheap way.
+    out["sequence"] = [ids[i:j] for i, j in itertools.pairwise(bounds)]
+    out["dwell_ms"] = [dur[i:j] for i, j in itertools.pairwise(bounds)]
+    out["n_fixations"] = np.bincount(g, weights=units.n_fix, minlength=n_groups).astype(np.int32)
+    out["n_elements"] = np.bincount(g, minlength=n_groups).astype(np.int32)
+    cell, inverse = np.unique(g * m + units.aoi, return_inverse=True)
+    cell_group = cell // m
+    out["n_distinct_aois"] = np.bincount(cell_group, minlength=n_groups).astype(np.int32)
 
     # Stationary distribution per (trial, AOI).
-    if weighting == "fixations":
-        units = units.assign(_w=1.0)
-    else:
-        units = units.assign(_w=units["duration_ms"].to_numpy(dtype=np.float64))
-    pi = units.groupby([*_KEYS, "aoi_id"], sort=False, dropna=False)["_w"].sum().rename("pi").reset_index()
-    pi["pi"] = pi["pi"] / pi.groupby(_KEYS, sort=False, dropna=False)["pi"].transform("sum")
-    pi["_h"] = _plogp(pi["pi"].to_numpy())
-    h_s = pi.groupby(_KEYS, sort=False, dropna=False)["_h"].sum().rename("stationary_entropy_bits")
+    w = np.ones(g.shape[0]) if weighting == "fixations" else units.duration_ms
+    pi = np.bincount(inverse, weights=w, minlength=cell.shape[0])
+    pi = pi / np.bincount(cell_group, weights=pi, minlength=n_groups)[cell_group]
+    h_s = np.bincount(cell_group, weights=_plogp(pi), minlength=n_groups)
 
     # Row entropies of the transition matrix, weighted by pi of the row's AOI.
-    table = _counts(_pairs(units, include_self=True))
-    table["_h"] = _plogp(table["prob"].to_numpy())
-    rows = table.groupby([*_KEYS, "from_aoi"], sort=False, dropna=False)["_h"].sum().reset_index()
-    rows = rows.merge(
-        pi[[*_KEYS, "aoi_id", "pi"]].rename(columns={"aoi_id": "from_aoi"}),
-        on=[*_KEYS, "from_aoi"],
-        how="left",
-    )
-    rows["_wh"] = rows["pi"] * rows["_h"]
-    h_t = rows.groupby(_KEYS, sort=False, dropna=False)["_wh"].sum().rename("transition_entropy_bits")
-
-    out = out.merge(h_s, left_on=_KEYS, right_index=True, how="left")
-    out = out.merge(h_t, left_on=_KEYS, right_index=True, how="left")
+    tg, ta, _, _, prob = _count_pairs(units, include_self=True)
+    row, row_inv = np.unique(tg * m + ta, return_inverse=True)
+    h_row = np.bincount(row_inv, weights=_plogp(prob), minlength=row.shape[0])
+    # Every (trial, from) row is a (trial, AOI) cell of the sequence.
+    pi_row = pi[np.searchsorted(cell, row)]
+    h_t = np.bincount(row // m, weights=pi_row * h_row, minlength=n_groups)
+    has_rows = np.bincount(row // m, minlength=n_groups) > 0
     # A trial with a single element has no transitions: its transition entropy is 0 (certain).
-    out["transition_entropy_bits"] = out["transition_entropy_bits"].fillna(0.0).astype(np.float64)
-    out["stationary_entropy_bits"] = out["stationary_entropy_bits"].astype(np.float64)
+    out["stationary_entropy_bits"] = h_s.astype(np.float64)
+    out["transition_entropy_bits"] = np.where(has_rows, h_t, 0.0).astype(np.float64)
+    out = out[
+        [
+            *_KEYS,
+            "sequence",
+            "dwell_ms",
+            "n_fixations",
+            "n_elements",
+            "n_distinct_aois",
+            "stationary_entropy_bits",
+            "transition_entropy_bits",
+        ]
+    ]
 
     if n_states is None:
         states = out["n_distinct_aois"].to_numpy(dtype=np.float64)

@@ -1,0 +1,1153 @@
+"""Compiled (numba) kernels of the frame-level detectors: every trial of a frame in one call.
+
+Each kernel takes the concatenated samples of many trials plus ``bounds`` (trial ``k`` is
+``[bounds[k], bounds[k + 1])``) and loops over the trials inside compiled code, so a frame of
+thousands of short trials costs no Python per trial. The arithmetic is the numpy reference's
+(:mod:`pov_pipeline.gaze.detection`), operation by operation, so labels and event values come out
+bit-identical: sums follow numpy's pairwise summation, medians are taken from sorted values, and
+the steps whose numpy implementation may round differently from a compiled loop (``arctan``, the
+Savitzky-Golay convolution, sorting) are left to numpy by the caller.
+
+The kernels are compiled with ``cache=True``: the first call on a machine pays the compilation
+(tens of seconds), later processes load the machine code from the cache. When the package folder
+is not writable the cache goes to ``NUMBA_CACHE_DIR``, defaulting to a folder in the temp dir.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+if "NUMBA_CACHE_DIR" not in os.environ and not os.access(Path(__file__).parent, os.W_OK):
+    # numba would otherwise try the user cache folder, which may be read-only too (containers).
+    os.environ["NUMBA_CACHE_DIR"] = str(Path(tempfile.gettempdir()) / "pov_pipeline_numba_cache")
+
+import numba
+import numpy as np
+import numpy.typing as npt
+from numba import njit
+
+if os.environ.get("NUMBA_CACHE_DIR") and not numba.config.CACHE_DIR:
+    numba.config.CACHE_DIR = os.environ["NUMBA_CACHE_DIR"]
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.intp]
+BoolArray = npt.NDArray[np.bool_]
+Int8Array = npt.NDArray[np.int8]
+
+FIXATION, SACCADE, PSO, BLINK, LOST, UNCLASSIFIED = 0, 1, 2, 3, 4, 5
+#: Thresholds of long recordings are estimated on an evenly strided subset of this many values.
+THRESHOLD_SAMPLE_CAP = 1 << 17
+_MEDIAN_EXACT_MIN = 4096
+
+#: Layout of the float parameter vector the adaptive kernels take.
+ADAPTIVE_FLOAT_PARAMS: tuple[str, ...] = (
+    "initial_peak_threshold_deg_s",  # 0
+    "peak_threshold_sd",  # 1
+    "onset_threshold_sd",  # 2
+    "min_peak_threshold_deg_s",  # 3
+    "max_peak_threshold_deg_s",  # 4
+    "min_onset_threshold_deg_s",  # 5
+    "threshold_max_iterations",  # 6
+    "min_saccade_duration_ms",  # 7
+    "min_saccade_amplitude_deg",  # 8
+    "amplitude_window_ms",  # 9
+    "pso_window_ms",  # 10
+    "strong_pso_window_ms",  # 11
+    "pso_threshold_sd",  # 12
+    "pso_gap_close_ms",  # 13
+    "pso_max_duration_ms",  # 14
+    "blink_min_lost_ms",  # 15
+    "blink_max_lost_ms",  # 16
+    "blink_margin_ms",  # 17
+    "min_fixation_duration_ms",  # 18
+)
+#: Per-trial outputs of the adaptive kernels, in column order.
+ADAPTIVE_INFO: tuple[str, ...] = (
+    "peak_threshold_deg_s",
+    "onset_threshold_deg_s",
+    "noise_mean_deg_s",
+    "noise_sd_deg_s",
+    "step_noise_median_deg_s",
+    "step_noise_sd_deg_s",
+    "step_onset_deg_s",
+)
+
+#: Columns of :func:`event_table`'s float output, in order.
+EVENT_FLOAT_COLUMNS: tuple[str, ...] = (
+    "onset_ms",
+    "offset_ms",
+    "duration_ms",
+    "x_px",
+    "y_px",
+    "x_deg",
+    "y_deg",
+    "dispersion_deg",
+    "amplitude_deg",
+    "peak_velocity_deg_s",
+    "start_x_px",
+    "start_y_px",
+    "end_x_px",
+    "end_y_px",
+)
+
+
+# --------------------------------------------------------------------------------------------
+# numpy-exact building blocks
+# --------------------------------------------------------------------------------------------
+
+
+@njit(cache=True)
+def _pairwise_block(a: FloatArray, lo: int, n: int) -> float:
+    """numpy's pairwise sum of a block of at most 128 values."""
+    if n < 8:
+        res = 0.0
+        for i in range(n):
+            res += a[lo + i]
+        return res
+    r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
+    r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
+    i = 8
+    stop = n - (n % 8)
+    while i < stop:
+        r0 += a[lo + i]
+        r1 += a[lo + i + 1]
+        r2 += a[lo + i + 2]
+        r3 += a[lo + i + 3]
+        r4 += a[lo + i + 4]
+        r5 += a[lo + i + 5]
+        r6 += a[lo + i + 6]
+        r7 += a[lo + i + 7]
+        i += 8
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < n:
+        res += a[lo + i]
+        i += 1
+    return res
+
+
+@njit(cache=True)
+def _pairwise_sum(a: FloatArray, lo: int, n: int) -> float:
+    """numpy's pairwise summation of ``a[lo:lo + n]`` (its inner loop of ``add`` reductions).
+
+    numpy halves blocks longer than 128 recursively; this walks the same tree with an explicit
+    stack (numba's on-disk cache does not hold self-recursive functions reliably).
+    """
+    if n <= 128:
+        return _pairwise_block(a, lo, n)
+    node_lo = np.empty(128, dtype=np.int64)
+    node_n = np.empty(128, dtype=np.int64)
+    node_state = np.zeros(128, dtype=np.int64)
+    vals = np.empty(128)
+    top = 0
+    nv = 0
+    node_lo[0], node_n[0], node_state[0] = lo, n, 0
+    while top >= 0:
+        cl, cn = node_lo[top], node_n[top]
+        if cn <= 128:
+            vals[nv] = _pairwise_block(a, cl, cn)
+            nv += 1
+            top -= 1
+            continue
+        n2 = cn // 2
+        n2 -= n2 % 8
+        st = node_state[top]
+        if st == 0:
+            node_state[top] = 1
+            top += 1
+            node_lo[top], node_n[top], node_state[top] = cl, n2, 0
+        elif st == 1:
+            node_state[top] = 2
+            top += 1
+            node_lo[top], node_n[top], node_state[top] = cl + n2, cn - n2, 0
+        else:
+            right = vals[nv - 1]
+            left = vals[nv - 2]
+            nv -= 2
+            vals[nv] = left + right
+            nv += 1
+            top -= 1
+    return vals[0]
+
+
+@njit(cache=True)
+def _reduceat_sum(a: FloatArray, lo: int, n: int) -> float:
+    """``np.add.reduceat`` of one segment: the first value plus the pairwise sum of the rest."""
+    return a[lo] + _pairwise_sum(a, lo + 1, n - 1)
+
+
+@njit(cache=True)
+def _middle(s: FloatArray, lo: int, n: int) -> float:
+    """``np.median`` of the sorted values ``s[lo:lo + n]``."""
+    k = n // 2
+    if n % 2:
+        return s[lo + k]
+    return (s[lo + k - 1] + s[lo + k]) / 2.0
+
+
+@njit(cache=True)
+def _kth_deviation(s: FloatArray, lo: int, n: int, mid: float, k: int) -> float:
+    """``k``-th smallest of ``abs(s[lo:lo + n] - mid)`` for sorted ``s``, without sorting.
+
+    The deviations below ``mid`` and those at or above it are two sorted sequences (one read
+    backwards); merging them up to rank ``k`` gives the value ``np.partition`` would.
+    """
+    split = lo + np.searchsorted(s[lo : lo + n], mid)
+    i = split - 1
+    j = split
+    hi = lo + n
+    val = 0.0
+    for _ in range(k + 1):
+        if i >= lo and (j >= hi or abs(s[i] - mid) <= abs(s[j] - mid)):
+            val = abs(s[i] - mid)
+            i -= 1
+        else:
+            val = abs(s[j] - mid)
+            j += 1
+    return val
+
+
+@njit(cache=True)
+def _median_and_mad(s: FloatArray, lo: int, n: int) -> tuple[float, float]:
+    """Median of sorted ``s[lo:lo + n]`` and the median of the absolute deviations from it."""
+    mid = _middle(s, lo, n)
+    k = n // 2
+    if n % 2:
+        return mid, _kth_deviation(s, lo, n, mid, k)
+    return mid, (_kth_deviation(s, lo, n, mid, k - 1) + _kth_deviation(s, lo, n, mid, k)) / 2.0
+
+
+@njit(cache=True)
+def _subset_stride(count: int, n: int) -> int:
+    """Stride of ``_strided_subset``: thin ``count`` kept values of ``n`` to the cap."""
+    if count > THRESHOLD_SAMPLE_CAP:
+        return (count + THRESHOLD_SAMPLE_CAP - 1) // THRESHOLD_SAMPLE_CAP
+    return 1
+
+
+@njit(cache=True)
+def _copy_subset(a: FloatArray, keep: BoolArray, lo: int, hi: int, out: FloatArray, o: int) -> int:
+    """``_strided_subset(a[lo:hi], keep[lo:hi])`` written to ``out[o:]``; returns its size."""
+    count = 0
+    for i in range(lo, hi):
+        if keep[i]:
+            count += 1
+    stride = _subset_stride(count, hi - lo)
+    m = 0
+    c = 0
+    for i in range(lo, hi):
+        if keep[i]:
+            if c % stride == 0:
+                out[o + m] = a[i]
+                m += 1
+            c += 1
+    return m
+
+
+@njit(cache=True)
+def _exact_median(a: FloatArray) -> float:
+    """``np.median`` of NaN-free ``a`` (via a strided guess verified by counting, when large)."""
+    n = a.size
+    if n < 64:
+        s = np.sort(a)
+        return _middle(s, 0, n)
+    # Regular sampling makes nearly all intervals equal: a guess from a strided subset is then
+    # the median, which counting confirms (or refutes, and the full sort decides).
+    sub = np.sort(a[:: n // (1024 if n >= _MEDIAN_EXACT_MIN else 32)])
+    guess = _middle(sub, 0, sub.size)
+    below = 0
+    equal = 0
+    for i in range(n):
+        if a[i] < guess:
+            below += 1
+        elif a[i] == guess:
+            equal += 1
+    if below <= (n - 1) // 2 and below + equal > n // 2:
+        return guess
+    s = np.sort(a)
+    return _middle(s, 0, n)
+
+
+@njit(cache=True)
+def _samples(duration_ms: float, dt_us: float) -> int:
+    """``max(1, round(duration_ms * 1000 / dt_us))`` with Python's round-half-even."""
+    return max(1, int(np.rint(duration_ms * 1000.0 / dt_us)))
+
+
+@njit(cache=True)
+def _duration_ms(t: FloatArray, s: int, e: int, hi: int, dt_us: float) -> float:
+    """Duration of ``[s, e)`` in a trial ending at ``hi``: to the next sample, or one interval."""
+    t_after = t[e] if e < hi else t[hi - 1] + dt_us
+    return (t_after - t[s]) / 1000.0
+
+
+@njit(cache=True)
+def _merge_sorted(s: IntArray, e: IntArray, n: int) -> tuple[IntArray, IntArray]:
+    """Union of intervals ``[s, e)`` clipped to ``[0, n)`` as sorted disjoint runs."""
+    m = s.size
+    cs = np.empty(m, dtype=np.intp)
+    ce = np.empty(m, dtype=np.intp)
+    c = 0
+    for i in range(m):
+        a = min(max(s[i], 0), n)
+        b = min(max(e[i], 0), n)
+        if b > a:
+            cs[c] = a
+            ce[c] = b
+            c += 1
+    cs, ce = cs[:c], ce[:c]
+    if c > 1:
+        order = np.argsort(cs, kind="mergesort")
+        cs, ce = cs[order], ce[order]
+    rs = np.empty(c, dtype=np.intp)
+    re = np.empty(c, dtype=np.intp)
+    r = 0
+    for i in range(c):
+        if r > 0 and cs[i] <= re[r - 1]:
+            re[r - 1] = max(re[r - 1], ce[i])
+        else:
+            rs[r] = cs[i]
+            re[r] = ce[i]
+            r += 1
+    return rs[:r], re[:r]
+
+
+@njit(cache=True)
+def _true_runs(m: BoolArray) -> tuple[IntArray, IntArray]:
+    n = m.size
+    cnt = 0
+    for i in range(n):
+        if m[i] and (i == 0 or not m[i - 1]):
+            cnt += 1
+    rs = np.empty(cnt, dtype=np.intp)
+    re = np.empty(cnt, dtype=np.intp)
+    c = 0
+    for i in range(n):
+        if m[i] and (i == 0 or not m[i - 1]):
+            rs[c] = i
+        if m[i] and (i == n - 1 or not m[i + 1]):
+            re[c] = i + 1
+            c += 1
+    return rs, re
+
+
+@njit(cache=True)
+def _window_mean(
+    xd: FloatArray, yd: FloatArray, lo: int, hi: int, k: int, buf: FloatArray
+) -> tuple[float, float, int]:
+    """Mean of the finite positions in ``[lo, hi)`` (at most ``k``), summed as numpy sums a row."""
+    n = xd.size
+    cnt = 0
+    for j in range(k):
+        idx = min(lo + j, n - 1)
+        ok = lo + j < hi and np.isfinite(xd[idx]) and np.isfinite(yd[idx])
+        buf[j] = xd[idx] if ok else 0.0
+        buf[k + j] = yd[idx] if ok else 0.0
+        if ok:
+            cnt += 1
+    denom = max(cnt, 1)
+    return _pairwise_sum(buf, 0, k) / denom, _pairwise_sum(buf, k, k) / denom, cnt
+
+
+@njit(cache=True)
+def _absorb_into_blinks(lab: Int8Array) -> None:
+    """Relabel stretches of saccade/PSO/unclassified samples next to a blink as blink."""
+    n = lab.size
+    i = 0
+    while i < n:
+        c = lab[i]
+        if c != SACCADE and c != PSO and c != UNCLASSIFIED:
+            i += 1
+            continue
+        s = i
+        while i < n and (lab[i] == SACCADE or lab[i] == PSO or lab[i] == UNCLASSIFIED):
+            i += 1
+        if (s > 0 and lab[s - 1] == BLINK) or (i < n and lab[i] == BLINK):
+            lab[s:i] = BLINK
+
+
+@njit(cache=True)
+def _discard_short(lab: Int8Array, t: FloatArray, dt_us: float, min_ms: float) -> None:
+    n = lab.size
+    i = 0
+    while i < n:
+        if lab[i] != FIXATION:
+            i += 1
+            continue
+        s = i
+        while i < n and lab[i] == FIXATION:
+            i += 1
+        if _duration_ms(t, s, i, n, dt_us) < min_ms - 1e-9:
+            lab[s:i] = UNCLASSIFIED
+
+
+# --------------------------------------------------------------------------------------------
+# Shared frame kernels
+# --------------------------------------------------------------------------------------------
+
+
+@njit(cache=True)
+def trial_rates(t: FloatArray, bounds: IntArray) -> tuple[FloatArray, int]:
+    """Sampling rate of every trial (``1e6 / median`` of its positive intervals; NaN when none).
+
+    Returns the rates and the index of the first trial whose stamps do not strictly increase
+    (``-1`` when all do).
+    """
+    n_tr = bounds.size - 1
+    rates = np.full(n_tr, np.nan)
+    bad_trial = -1
+    for k in range(n_tr):
+        a, b = bounds[k], bounds[k + 1]
+        if b - a < 2:
+            continue
+        d = np.empty(b - a - 1)
+        m = 0
+        for i in range(a + 1, b):
+            di = t[i] - t[i - 1]
+            if di > 0:
+                d[m] = di
+                m += 1
+            elif bad_trial < 0:
+                bad_trial = k
+        if m:
+            rates[k] = 1e6 / _exact_median(d[:m])
+    return rates, bad_trial
+
+
+@njit(cache=True)
+def blank_and_fill(
+    t: FloatArray,
+    x: FloatArray,
+    y: FloatArray,
+    bounds: IntArray,
+    dt_us: FloatArray,
+    width_px: float,
+    height_px: float,
+    margin_fraction: float,
+    blank_offscreen: bool,
+    max_gap_ms: float,
+) -> tuple[BoolArray, BoolArray]:
+    """Blank off-screen samples (optionally), then interpolate short lost runs, in place.
+
+    Returns the mask of blanked off-screen samples and the mask of samples still lost after
+    filling (as ``fill_gaps_inplace`` reports it).
+    """
+    n = t.size
+    off = np.zeros(n, dtype=np.bool_)
+    lost = np.zeros(n, dtype=np.bool_)
+    mx = margin_fraction * width_px
+    my = margin_fraction * height_px
+    for i in range(n):
+        xi, yi = x[i], y[i]
+        if blank_offscreen and (xi < -mx or xi > width_px + mx or yi < -my or yi > height_px + my):
+            off[i] = True
+            lost[i] = True
+            x[i] = np.nan
+            y[i] = np.nan
+        elif np.isnan(xi) or np.isnan(yi):
+            lost[i] = True
+            x[i] = np.nan
+            y[i] = np.nan
+    for k in range(bounds.size - 1):
+        a, b = bounds[k], bounds[k + 1]
+        i = a
+        while i < b:
+            if not lost[i]:
+                i += 1
+                continue
+            s = i
+            while i < b and lost[i]:
+                i += 1
+            e = i
+            if s == a or e == b:
+                continue
+            gap_ms = (t[e] - t[s - 1] - dt_us[k]) / 1000.0
+            if not gap_ms <= max_gap_ms + 1e-9:
+                continue
+            t0, t1 = t[s - 1], t[e]
+            for arr in (x, y):
+                f0, f1 = arr[s - 1], arr[e]
+                slope = (f1 - f0) / (t1 - t0)
+                for j in range(s, e):
+                    tj = t[j]
+                    # np.interp's arithmetic, its special cases included.
+                    if tj == t0:
+                        r = f0
+                    elif tj == t1:
+                        r = f1
+                    else:
+                        r = slope * (tj - t0) + f0
+                        if np.isnan(r):
+                            r = slope * (tj - t1) + f1
+                            if np.isnan(r) and f0 == f1:
+                                r = f0
+                    arr[j] = r
+            for j in range(s, e):
+                lost[j] = False
+    return off, lost
+
+
+@njit(cache=True)
+def median3(a: FloatArray, bounds: IntArray) -> FloatArray:
+    """NaN-aware centred median of three within each trial (``moving_median(..., 3)``)."""
+    out = np.empty_like(a)
+    for k in range(bounds.size - 1):
+        lo, hi = bounds[k], bounds[k + 1]
+        out[lo] = a[lo]
+        out[hi - 1] = a[hi - 1]
+        for i in range(lo + 1, hi - 1):
+            p, c, q = a[i - 1], a[i], a[i + 1]
+            if np.isnan(p) or np.isnan(c) or np.isnan(q):
+                if np.isnan(c):
+                    out[i] = np.nan
+                    continue
+                # With at most two valid values of three, the median of the valid ones is their mean.
+                total = 0.0
+                cnt = 0
+                for v in (p, c, q):
+                    if np.isnan(v):
+                        total += 0.0
+                    else:
+                        total += v
+                        cnt += 1
+                out[i] = total / cnt
+            else:
+                out[i] = max(min(p, c), min(max(p, c), q))
+    return out
+
+
+@njit(cache=True)
+def savgol_assemble(
+    core: FloatArray, core_offset: int, out: FloatArray, bounds: IntArray, trials: IntArray, window: int
+) -> None:
+    """Copy a 'valid' convolution of the frame into the selected trials, edges held per trial.
+
+    ``core[j - core_offset]`` is the full-window value centred on frame sample ``j + window // 2``.
+    A trial shorter than the window gets NaN (a derivative has no value there).
+    """
+    half = window // 2
+    for k in trials:
+        a, b = bounds[k], bounds[k + 1]
+        if b - a < window:
+            out[a:b] = np.nan
+            continue
+        first = core[a - core_offset]
+        last = core[b - window - core_offset]
+        for i in range(a, a + half):
+            out[i] = first
+        for i in range(a + half, b - half):
+            out[i] = core[i - half - core_offset]
+        for i in range(b - half, b):
+            out[i] = last
+
+
+@njit(cache=True)
+def string_buffers(
+    codes: IntArray, pool: npt.NDArray[np.uint8], lengths: IntArray, width: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.uint8]]:
+    """Arrow ``large_string`` offsets and data of ``strings[codes]``.
+
+    ``pool`` holds string ``c`` at ``[c * width, c * width + lengths[c])``. Codes come in runs
+    (a trial, an event); each run is written once and then doubled by block copies, which runs
+    at memory speed instead of copying string by string.
+    """
+    n = codes.size
+    offsets = np.empty(n + 1, dtype=np.int64)
+    offsets[0] = 0
+    total = 0
+    for i in range(n):
+        total += lengths[codes[i]]
+        offsets[i + 1] = total
+    data = np.empty(total, dtype=np.uint8)
+    i = 0
+    while i < n:
+        c = codes[i]
+        j = i + 1
+        while j < n and codes[j] == c:
+            j += 1
+        size_one = lengths[c]
+        size = (j - i) * size_one
+        o = offsets[i]
+        if size:
+            data[o : o + size_one] = pool[c * width : c * width + size_one]
+            filled = size_one
+            while filled < size:
+                m = min(filled, size - filled)
+                data[o + filled : o + filled + m] = data[o : o + m]
+                filled += m
+        i = j
+    return offsets, data
+
+
+@njit(cache=True)
+def combine_aligned_eyes(
+    t: npt.NDArray[np.int64], x: FloatArray, y: FloatArray, eye: IntArray, bounds: IntArray
+) -> tuple[BoolArray, IntArray, FloatArray, FloatArray]:
+    """Tobii "average" eye of binocular trials laid out as a left block then a right block.
+
+    A trial qualifies when its first half is eye code 0, its second half eye code 1 and both
+    halves have the same time stamps; returns that flag per trial, the new trial bounds and the
+    combined ``x``/``y`` (qualifying trials halve, the others are copied through unchanged).
+    """
+    n_tr = bounds.size - 1
+    ok = np.zeros(n_tr, dtype=np.bool_)
+    new_bounds = np.empty(n_tr + 1, dtype=np.intp)
+    new_bounds[0] = 0
+    for k in range(n_tr):
+        a, b = bounds[k], bounds[k + 1]
+        m = b - a
+        good = m % 2 == 0 and m > 0
+        if good:
+            h = m // 2
+            for i in range(h):
+                if eye[a + i] != 0 or eye[a + h + i] != 1 or t[a + i] != t[a + h + i]:
+                    good = False
+                    break
+        ok[k] = good
+        new_bounds[k + 1] = new_bounds[k] + (m // 2 if good else m)
+    n_out = new_bounds[n_tr]
+    xo = np.empty(n_out)
+    yo = np.empty(n_out)
+    for k in range(n_tr):
+        a, b = bounds[k], bounds[k + 1]
+        o = new_bounds[k]
+        if not ok[k]:
+            xo[o : o + b - a] = x[a:b]
+            yo[o : o + b - a] = y[a:b]
+            continue
+        h = (b - a) // 2
+        for i in range(h):
+            lx, ly, rx, ry = x[a + i], y[a + i], x[a + h + i], y[a + h + i]
+            l_ok = not (np.isnan(lx) or np.isnan(ly))
+            r_ok = not (np.isnan(rx) or np.isnan(ry))
+            if l_ok and r_ok:
+                xo[o + i] = 0.5 * (lx + rx)
+                yo[o + i] = 0.5 * (ly + ry)
+            elif l_ok:
+                xo[o + i] = lx
+                yo[o + i] = ly
+            elif r_ok:
+                xo[o + i] = rx
+                yo[o + i] = ry
+            else:
+                xo[o + i] = np.nan
+                yo[o + i] = np.nan
+    return ok, new_bounds, xo, yo
+
+
+@njit(cache=True)
+def _run_mean(
+    arr: FloatArray, x: FloatArray, y: FloatArray, s: int, m: int, nbad: int, cnt: int, buf: FloatArray
+) -> float:
+    """``mean_of`` of ``_event_columns`` for the run ``[s, s + m)``: lost samples count as absent."""
+    if nbad == 0:
+        total = _reduceat_sum(arr, s, m)
+    else:
+        for i in range(s, s + m):
+            buf[i - s] = 0.0 if (np.isnan(x[i]) or np.isnan(y[i])) else arr[i]
+        total = _reduceat_sum(buf, 0, m)
+    if cnt > 0:
+        return total / max(cnt, 1)
+    return np.nan
+
+
+@njit(cache=True)
+def _run_span(arr: FloatArray, x: FloatArray, y: FloatArray, s: int, e: int, nbad: int) -> float:
+    """``span_of`` of ``_event_columns``: max minus min, over the valid samples of a dirty run."""
+    if nbad == 0:
+        # np.maximum / np.minimum reductions, where a NaN propagates.
+        hi = arr[s]
+        lo = arr[s]
+        for i in range(s + 1, e):
+            val = arr[i]
+            if val > hi or np.isnan(val):
+                hi = val
+            if val < lo or np.isnan(val):
+                lo = val
+        return hi - lo
+    # np.fmax / np.fmin over the valid samples: NaN only when none is valid.
+    hi = np.nan
+    lo = np.nan
+    for i in range(s, e):
+        if np.isnan(x[i]) or np.isnan(y[i]):
+            continue
+        val = arr[i]
+        if not val <= hi:
+            hi = val if not np.isnan(val) else hi
+        if not val >= lo:
+            lo = val if not np.isnan(val) else lo
+    return hi - lo
+
+
+@njit(cache=True)
+def event_table(
+    lab: Int8Array,
+    t: FloatArray,
+    x: FloatArray,
+    y: FloatArray,
+    xd: FloatArray,
+    yd: FloatArray,
+    v: FloatArray,
+    bounds: IntArray,
+    dts: FloatArray,
+) -> tuple[IntArray, npt.NDArray[np.int8], npt.NDArray[np.int64], FloatArray]:
+    """``_event_columns`` of every trial at once.
+
+    Returns, per event (every run of a label other than ``unclassified``, cut at trial bounds):
+    its trial, its code, an ``(n, 3)`` int64 array ``start_index, end_index, n_samples`` (within
+    the trial) and an ``(n, len(EVENT_FLOAT_COLUMNS))`` float array.
+    """
+    n_tr = bounds.size - 1
+    count = 0
+    for k in range(n_tr):
+        a, b = bounds[k], bounds[k + 1]
+        for i in range(a, b):
+            if (i == a or lab[i] != lab[i - 1]) and lab[i] != UNCLASSIFIED:
+                count += 1
+    trial = np.empty(count, dtype=np.intp)
+    codes = np.empty(count, dtype=np.int8)
+    ints = np.empty((count, 3), dtype=np.int64)
+    fl = np.empty((count, 14))
+    buf = np.empty(t.size + 1)
+    r = 0
+    for k in range(n_tr):
+        a, b = bounds[k], bounds[k + 1]
+        s = a
+        while s < b:
+            e = s + 1
+            while e < b and lab[e] == lab[s]:
+                e += 1
+            c = lab[s]
+            if c == UNCLASSIFIED:
+                s = e
+                continue
+            m = e - s
+            nbad = 0
+            for i in range(s, e):
+                if np.isnan(x[i]) or np.isnan(y[i]):
+                    nbad += 1
+            cnt = m - nbad
+            mx = _run_mean(x, x, y, s, m, nbad, cnt, buf)
+            my = _run_mean(y, x, y, s, m, nbad, cnt, buf)
+            mxd = _run_mean(xd, x, y, s, m, nbad, cnt, buf)
+            myd = _run_mean(yd, x, y, s, m, nbad, cnt, buf)
+            disp = _run_span(xd, x, y, s, e, nbad) + _run_span(yd, x, y, s, e, nbad)
+            peak = np.nan
+            for i in range(s, e):
+                val = v[i]
+                if np.isnan(peak) or val > peak:
+                    peak = val if not np.isnan(val) else peak
+            last = e - 1
+            ok_last = not (np.isnan(x[last]) or np.isnan(y[last]))
+            exd = xd[last] if ok_last else np.nan
+            eyd = yd[last] if ok_last else np.nan
+            before = max(s - 1, 0)
+            use_before = s > a and not (np.isnan(x[before]) or np.isnan(y[before]))
+            first = before if use_before else s
+            ok_first = not (np.isnan(x[first]) or np.isnan(y[first]))
+            sxd = xd[first] if ok_first else np.nan
+            syd = yd[first] if ok_first else np.nan
+            onset = t[s] / 1000.0
+            offset = (t[e] if e < b else t[b - 1] + dts[k]) / 1000.0
+            trial[r] = k
+            codes[r] = c
+            ints[r, 0] = s - a
+            ints[r, 1] = last - a
+            ints[r, 2] = m
+            fl[r, 0] = onset
+            fl[r, 1] = offset
+            fl[r, 2] = offset - onset
+            fl[r, 3] = mx
+            fl[r, 4] = my
+            fl[r, 5] = mxd
+            fl[r, 6] = myd
+            fl[r, 7] = disp
+            fl[r, 8] = np.hypot(exd - sxd, eyd - syd)
+            fl[r, 9] = peak
+            fl[r, 10] = x[s]
+            fl[r, 11] = y[s]
+            fl[r, 12] = x[last]
+            fl[r, 13] = y[last]
+            r += 1
+            s = e
+    return trial, codes, ints, fl
+
+
+# --------------------------------------------------------------------------------------------
+# Adaptive detector
+# --------------------------------------------------------------------------------------------
+
+
+@njit(cache=True)
+def adaptive_speed(
+    vx: FloatArray, vy: FloatArray, bounds: IntArray
+) -> tuple[FloatArray, FloatArray, IntArray]:
+    """Speed ``sqrt(vx**2 + vy**2)`` and, per trial, the subset its peak threshold is fitted on.
+
+    Returns the speed, the subsets (trial ``k``'s at ``[offsets[k], offsets[k + 1])``, unsorted:
+    the caller sorts them with numpy) and the offsets.
+    """
+    n = vx.size
+    v = np.empty(n)
+    fin = np.empty(n, dtype=np.bool_)
+    for i in range(n):
+        a = vx[i] * vx[i]
+        b = vy[i] * vy[i]
+        v[i] = np.sqrt(a + b)
+        fin[i] = np.isfinite(v[i])
+    buf = np.empty(n)
+    offsets = np.zeros(bounds.size, dtype=np.intp)
+    for k in range(bounds.size - 1):
+        m = _copy_subset(v, fin, bounds[k], bounds[k + 1], buf, offsets[k])
+        offsets[k + 1] = offsets[k] + m
+    return v, buf, offsets
+
+
+@njit(cache=True)
+def adaptive_steps(
+    t: FloatArray,
+    xd: FloatArray,
+    yd: FloatArray,
+    v: FloatArray,
+    sorted_v: FloatArray,
+    v_offsets: IntArray,
+    bounds: IntArray,
+    p: FloatArray,
+) -> tuple[FloatArray, FloatArray, FloatArray, IntArray]:
+    """Peak thresholds (from the sorted speed subsets), sample-to-sample speed and its quiet subset.
+
+    Returns the step speed, the per-trial ``info`` array (first four columns filled), the quiet
+    step subsets (unsorted) and their offsets.
+    """
+    n = t.size
+    n_tr = bounds.size - 1
+    info = np.zeros((n_tr, 7))
+    step = np.empty(n)
+    quiet_mask = np.empty(n, dtype=np.bool_)
+    for k in range(n_tr):
+        a, b = bounds[k], bounds[k + 1]
+        lo = v_offsets[k]
+        size = v_offsets[k + 1] - lo
+        if size < 10:
+            pt, on_thr, mean, sd = p[0], p[5] * 3, 0.0, 0.0
+        else:
+            pt = p[0]
+            mean = 0.0
+            sd = 0.0
+            for _ in range(int(p[6])):
+                nb = np.searchsorted(sorted_v[lo : lo + size], pt)
+                if nb < 10:
+                    break
+                mean, mad = _median_and_mad(sorted_v, lo, nb)
+                sd = 1.4826 * mad
+                new = mean + p[1] * sd
+                if abs(new - pt) < 1.0:
+                    pt = new
+                    break
+                pt = new
+            pt = min(max(pt, p[3]), p[4])
+            onset = max(mean + p[2] * sd, p[5])
+            on_thr = min(onset, pt)
+        info[k, 0] = pt
+        info[k, 1] = on_thr
+        info[k, 2] = mean
+        info[k, 3] = sd
+        step[a] = 0.0
+        for i in range(a + 1, b):
+            ddx = xd[i] - xd[i - 1]
+            ddy = yd[i] - yd[i - 1]
+            ddx = ddx * ddx
+            ddy = ddy * ddy
+            s = np.sqrt(ddx + ddy) / ((t[i] - t[i - 1]) * 1e-6)
+            step[i] = s if np.isfinite(s) else 0.0
+        for i in range(a, b):
+            quiet_mask[i] = (not v[i] >= pt) and step[i] > 0
+    buf = np.empty(n)
+    offsets = np.zeros(bounds.size, dtype=np.intp)
+    for k in range(n_tr):
+        m = _copy_subset(step, quiet_mask, bounds[k], bounds[k + 1], buf, offsets[k])
+        offsets[k + 1] = offsets[k] + m
+    return step, info, buf, offsets
+
+
+@njit(cache=True)
+def adaptive_labels(
+    t: FloatArray,
+    xd: FloatArray,
+    yd: FloatArray,
+    v: FloatArray,
+    step: FloatArray,
+    lost: BoolArray,
+    sorted_quiet: FloatArray,
+    q_offsets: IntArray,
+    bounds: IntArray,
+    dts: FloatArray,
+    info: FloatArray,
+    p: FloatArray,
+) -> Int8Array:
+    """Labels of every trial (``info`` columns 4-6 are filled in)."""
+    lab = np.empty(t.size, dtype=np.int8)
+    for k in range(bounds.size - 1):
+        a, b = bounds[k], bounds[k + 1]
+        qlo = q_offsets[k]
+        qn = q_offsets[k + 1] - qlo
+        s_med = 0.0
+        s_sd = 0.0
+        if qn >= 10:
+            s_med, s_mad = _median_and_mad(sorted_quiet, qlo, qn)
+            s_sd = 1.4826 * s_mad
+        info[k, 4] = s_med
+        info[k, 5] = s_sd
+        info[k, 6] = max(s_med + p[2] * s_sd, p[5])
+        _adaptive_trial(t[a:b], xd[a:b], yd[a:b], v[a:b], step[a:b], lost[a:b], dts[k], p, info[k], lab[a:b])
+    return lab
+
+
+@njit(cache=True)
+def _adaptive_trial(
+    t: FloatArray,
+    xd: FloatArray,
+    yd: FloatArray,
+    v: FloatArray,
+    step: FloatArray,
+    lost: BoolArray,
+    dt: float,
+    p: FloatArray,
+    info: FloatArray,
+    lab: Int8Array,
+) -> None:
+    n = t.size
+    pt = info[0]
+    s_med, s_sd = info[4], info[5]
+    s_on = max(s_med + p[2] * s_sd, p[5])
+    s_pso = max(s_med + p[12] * s_sd, p[5])
+    lab[:] = FIXATION
+    fast = np.empty(n, dtype=np.bool_)
+    for i in range(n):
+        fast[i] = v[i] > pt
+    ps, pe = _true_runs(fast)
+    if ps.size:
+        # Last sample at or before i reached slowly, and first at or after i (step < s_on).
+        prev_slow = np.empty(n, dtype=np.intp)
+        next_slow = np.empty(n, dtype=np.intp)
+        last = -1
+        for i in range(n):
+            if not step[i] >= s_on:
+                last = i
+            prev_slow[i] = last
+        nxt = n
+        for i in range(n - 1, -1, -1):
+            if not step[i] >= s_on:
+                nxt = i
+            next_slow[i] = nxt
+        onset = np.empty(ps.size, dtype=np.intp)
+        offset = np.empty(ps.size, dtype=np.intp)
+        for r in range(ps.size):
+            a = ps[r]
+            o = prev_slow[max(a - 1, 0)] + 1 if a > 0 else 0
+            onset[r] = min(o, a)
+            b = pe[r]
+            f = next_slow[min(b, n - 1)] if b < n else n
+            offset[r] = max(f, b)
+        sac_s, sac_e = _merge_sorted(onset, offset, n)
+        keep = np.empty(sac_s.size, dtype=np.bool_)
+        for r in range(sac_s.size):
+            keep[r] = _duration_ms(t, sac_s[r], sac_e[r], n, dt) >= p[7]
+        sac_s, sac_e = sac_s[keep], sac_e[keep]
+        if p[8] > 0 and sac_s.size:
+            k = _samples(p[9], dt)
+            buf = np.empty(2 * k)
+            keep = np.empty(sac_s.size, dtype=np.bool_)
+            for r in range(sac_s.size):
+                bx, by, nb = _window_mean(xd, yd, max(sac_s[r] - k, 0), sac_s[r], k, buf)
+                ax, ay, na = _window_mean(xd, yd, sac_e[r], min(sac_e[r] + k, n), k, buf)
+                amp = np.hypot(ax - bx, ay - by)
+                keep[r] = amp >= p[8] or nb == 0 or na == 0
+            sac_s, sac_e = sac_s[keep], sac_e[keep]
+        pw = _samples(p[10], dt)
+        strong_win = _samples(p[11], dt)
+        # Peaks starting within the strong-PSO window after a saccade chain onto it as a PSO.
+        m = sac_s.size
+        head_s = np.empty(m, dtype=np.intp)
+        head_e = np.empty(m, dtype=np.intp)
+        chain_e = np.empty(m, dtype=np.intp)
+        g = -1
+        for r in range(m):
+            if r > 0 and sac_s[r] - sac_e[r - 1] < strong_win:
+                chain_e[g] = max(chain_e[g], sac_e[r])
+            else:
+                g += 1
+                head_s[g] = sac_s[r]
+                head_e[g] = sac_e[r]
+                chain_e[g] = max(0, sac_e[r])
+        g += 1
+        head_s, head_e, chain_e = head_s[:g], head_e[:g], chain_e[:g]
+        ms, me = _merge_sorted(head_s, head_e, n)
+        for r in range(ms.size):
+            lab[ms[r] : me[r]] = SACCADE
+        ms, me = _merge_sorted(head_e, chain_e, n)
+        for r in range(ms.size):
+            lab[ms[r] : me[r]] = PSO
+
+        moving = np.empty(n, dtype=np.bool_)
+        for i in range(n):
+            moving[i] = step[i] > s_pso
+        hs, he = _true_runs(moving)
+        gap = _samples(p[13], dt) if p[13] > 0 else 0
+        if gap and hs.size > 1:
+            ends = np.empty(hs.size, dtype=np.intp)
+            for r in range(hs.size - 1):
+                ends[r] = hs[r + 1] if hs[r + 1] - he[r] <= gap else he[r]
+            ends[-1] = he[-1]
+            hs, he = _merge_sorted(hs, ends, n)
+        pmax = _samples(p[14], dt)
+        pso_s = np.empty(g, dtype=np.intp)
+        pso_e = np.empty(g, dtype=np.intp)
+        c = 0
+        for r in range(g):
+            after = chain_e[r]
+            if after >= n:
+                continue
+            j = np.searchsorted(he, after, side="right")
+            if j >= hs.size:
+                continue
+            first_hi = max(hs[j], after)
+            if first_hi < after + pw and first_hi < n:
+                # The PSO keeps the sample at which the signal comes to rest.
+                nl = he[np.searchsorted(he, first_hi, side="right")]
+                pso_s[c] = after
+                pso_e[c] = min(min(nl + 1, n), after + pmax)
+                c += 1
+        ms, me = _merge_sorted(pso_s[:c], pso_e[:c], n)
+        for r in range(ms.size):
+            for i in range(ms[r], me[r]):
+                if lab[i] == FIXATION:
+                    lab[i] = PSO
+
+    # Blinks: long lost runs, widened by a margin and over the unstable signal around them.
+    ls, le = _true_runs(lost)
+    for i in range(n):
+        if lost[i]:
+            lab[i] = LOST
+    if ls.size:
+        m_b = _samples(p[17], dt)
+        for r in range(ls.size):
+            d = _duration_ms(t, ls[r], le[r], n, dt)
+            if d >= p[15] and d <= p[16]:
+                lab[max(ls[r] - m_b, 0) : min(le[r] + m_b, n)] = BLINK
+        _absorb_into_blinks(lab)
+    _discard_short(lab, t, dt, p[18])
+    _absorb_into_blinks(lab)
+
+
+# --------------------------------------------------------------------------------------------
+# I-VT
+# --------------------------------------------------------------------------------------------
+
+
+@njit(cache=True)
+def window_velocity(
+    t: FloatArray, xd: FloatArray, yd: FloatArray, bounds: IntArray, half: IntArray
+) -> FloatArray:
+    """``velocity_deg_s`` of every trial, trial ``k`` with half-window ``half[k]`` samples."""
+    n = t.size
+    v = np.empty(n)
+    for k in range(bounds.size - 1):
+        a, b = bounds[k], bounds[k + 1]
+        if b - a < 2:
+            v[a:b] = np.nan
+            continue
+        h = half[k]
+        for i in range(a, b):
+            hi = min(i + h, b - 1)
+            lo = max(i - h, a)
+            dts = (t[hi] - t[lo]) * 1e-6
+            val = np.hypot(xd[hi] - xd[lo], yd[hi] - yd[lo])
+            val = val / dts
+            if not dts > 0 or np.isnan(xd[i]) or np.isnan(yd[i]):
+                val = np.nan
+            v[i] = val
+    return v
+
+
+@njit(cache=True)
+def ivt_labels(
+    t: FloatArray,
+    xd: FloatArray,
+    yd: FloatArray,
+    v: FloatArray,
+    bounds: IntArray,
+    dts: FloatArray,
+    threshold_deg_s: float,
+    merge: bool,
+    merge_max_gap_ms: float,
+    merge_max_angle_deg: float,
+    discard: bool,
+    min_fixation_ms: float,
+) -> Int8Array:
+    """Labels of the Tobii I-VT filter (``_ivt``) for every trial."""
+    n = t.size
+    lab = np.empty(n, dtype=np.int8)
+    for i in range(n):
+        if np.isnan(xd[i]) or np.isnan(yd[i]):
+            lab[i] = LOST
+        elif np.isnan(v[i]):
+            lab[i] = UNCLASSIFIED
+        elif v[i] > threshold_deg_s:
+            lab[i] = SACCADE
+        else:
+            lab[i] = FIXATION
+    for k in range(bounds.size - 1):
+        a, b = bounds[k], bounds[k + 1]
+        tl = lab[a:b]
+        if merge:
+            _merge_fixations(tl, t[a:b], xd[a:b], yd[a:b], dts[k], merge_max_gap_ms, merge_max_angle_deg)
+        if discard:
+            _discard_short(tl, t[a:b], dts[k], min_fixation_ms)
+    return lab
+
+
+@njit(cache=True)
+def _merge_fixations(
+    lab: Int8Array,
+    t: FloatArray,
+    xd: FloatArray,
+    yd: FloatArray,
+    dt: float,
+    max_gap_ms: float,
+    max_angle_deg: float,
+) -> None:
+    """Relabel the gap between two fixations close in time and space as fixation."""
+    n = lab.size
+    count = 0
+    for i in range(n):
+        if lab[i] == FIXATION and (i == 0 or lab[i - 1] != FIXATION):
+            count += 1
+    if count < 2:
+        return
+    fs = np.empty(count, dtype=np.intp)
+    fe = np.empty(count, dtype=np.intp)
+    cx = np.empty(count)
+    cy = np.empty(count)
+    c = 0
+    i = 0
+    while i < n:
+        if lab[i] != FIXATION:
+            i += 1
+            continue
+        s = i
+        while i < n and lab[i] == FIXATION:
+            i += 1
+        fs[c] = s
+        fe[c] = i
+        cx[c] = _reduceat_sum(xd, s, i - s) / (i - s)
+        cy[c] = _reduceat_sum(yd, s, i - s) / (i - s)
+        c += 1
+    for r in range(count - 1):
+        e = fe[r]
+        t_end = t[e] if e < n else t[n - 1] + dt
+        gap_ms = (t[fs[r + 1]] - t_end) / 1000.0
+        angle = np.hypot(cx[r + 1] - cx[r], cy[r + 1] - cy[r])
+        if gap_ms <= max_gap_ms and angle <= max_angle_deg:
+            lab[fe[r] : fs[r + 1]] = FIXATION
