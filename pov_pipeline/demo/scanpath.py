@@ -47,6 +47,9 @@ FIXATION_MEAN_MS = {"object": 290.0, "word": 215.0, "background": 240.0}
 FIXATION_GAMMA_SHAPE = 4.5
 
 CONDITION_CODES = {"central": 0, "peripheral": 1, "ambiguous": 2}
+#: Added to every trial's verification logit: asked to judge the caption, people compare the named
+#: object with the picture more readily than their free-viewing habit (``verify_pref``) suggests.
+VERIFY_TASK_LOGIT = 1.0
 
 
 @dataclass(frozen=True)
@@ -305,7 +308,7 @@ def simulate_scanpaths(
     T_ms = trial_duration_s * 1000.0
     L = int(np.ceil(T_ms / 110.0)) + 4
     p_text = _sigmoid(_logit(participant.reading_pref) + 0.9 * rng.standard_normal(n))
-    v = _sigmoid(_logit(participant.verify_pref) + 1.3 * rng.standard_normal(n))
+    v = _sigmoid(_logit(participant.verify_pref) + VERIFY_TASK_LOGIT + 1.3 * rng.standard_normal(n))
     present = np.arange(MAX_OBJECTS)[None, :] < arrays.n_objects[stim][:, None]
     sal = np.where(np.arange(MAX_OBJECTS)[None, :] == 0, CENTRAL_SALIENCE, PERIPHERAL_SALIENCE)
     sal = present * sal * np.exp(0.35 * rng.standard_normal((n, MAX_OBJECTS)))
@@ -398,22 +401,28 @@ def perception_flags(arrays: StimulusArrays, paths: Scanpaths) -> PerceptionFlag
 #: Logits (yes, no, unsure) per condition and perception state, before the participant terms.
 #: States: 0 verified; 1 read the mention and saw the central object; 2 saw the central object
 #: without reading the mention; 3 did not look at the central object.
+#:
+#: Only a direct comparison settles the question: without one (states 1–3, which share their
+#: logits) people lean to "unsure", whatever else they looked at. So the perception that matters is
+#: the *order* of fixations (a word → object transition), not which AOIs received dwell; shuffling
+#: a trial's fixations destroys it, which is what the shuffled-fixation ablation tests.
+_UNVERIFIED = {"central": [0.2, -0.6, 1.8], "peripheral": [-0.6, 1.0, 1.6], "ambiguous": [0.0, 0.2, 2.2]}
 BASE_LOGITS = np.array(
     [
         # central captions: the right answer is "yes"
-        [[3.6, -1.0, 0.2], [2.6, -0.3, 0.4], [0.0, -0.2, 2.0], [-0.5, 2.2, 1.0]],
+        [[3.6, -1.0, 0.2], *[_UNVERIFIED["central"]] * 3],
         # peripheral captions: the right answer is "no"
-        [[-1.2, 3.6, 0.2], [0.6, 2.0, 0.4], [0.2, 0.4, 2.0], [0.0, 1.6, 1.4]],
+        [[-1.2, 3.6, 0.2], *[_UNVERIFIED["peripheral"]] * 3],
         # ambiguous captions: mostly "unsure"; a direct comparison tempts lenient people to "yes"
-        [[2.0, 0.3, 0.8], [0.0, 0.2, 2.2], [0.0, 0.0, 2.2], [0.0, 0.4, 2.2]],
+        [[2.0, 0.3, 0.8], *[_UNVERIFIED["ambiguous"]] * 3],
     ]
 )
 #: How much strictness moves each answer, per condition and state (added as strictness × this).
 STRICTNESS_LOGITS = np.array(
     [
-        [[0.0, 0.0, 0.3], [-0.3, 0.1, 0.5], [-0.2, 0.0, 0.3], [-0.2, 0.2, 0.3]],
-        [[0.0, 0.0, 0.3], [-0.3, 0.1, 0.5], [-0.2, 0.0, 0.3], [-0.2, 0.2, 0.3]],
-        [[-0.8, 0.6, 0.2], [-0.2, 0.1, 0.2], [-0.2, 0.0, 0.2], [-0.2, 0.1, 0.2]],
+        [[0.0, 0.0, 0.3], *[[-0.3, 0.1, 0.5]] * 3],
+        [[0.0, 0.0, 0.3], *[[-0.3, 0.1, 0.5]] * 3],
+        [[-0.8, 0.6, 0.2], *[[-0.2, 0.1, 0.2]] * 3],
     ]
 )
 
