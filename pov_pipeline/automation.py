@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
+import os  # noqa: F401  (tests patch ``pov_pipeline.automation.os.scandir``, which list_dir uses)
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from dagster import (
     AssetKey,
@@ -31,6 +30,7 @@ from pov_pipeline.jobs import (
 from pov_pipeline.partitions import participants_partitions
 from pov_pipeline.resources import LakeResource
 from pov_pipeline.schemas import PARTICIPANT_ID_PATTERN
+from pov_pipeline.store import StorePath, list_dir
 
 REQUIRED_FILES = ("session.json", "responses.csv")
 GAZE_FILES = ("gaze.asc", "gaze.tsv", "gaze.csv")
@@ -45,20 +45,21 @@ class LandingScan:
     incomplete: dict[str, str] = field(default_factory=dict)
 
 
-def scan_landing(landing_dir: Path) -> LandingScan:
+def scan_landing(landing_dir: StorePath) -> LandingScan:
     """Classify the folders under ``landing_dir``: ready, invalid id, or not yet complete.
 
     A folder is ready when it holds ``session.json``, ``responses.csv`` and one gaze file, so
     a half-synced delivery is retried on a later tick instead of failing. Ids that differ only
     in case are refused, since they would collide on case-insensitive file systems.
+    ``landing_dir`` may be an object-store prefix (``s3://bucket/lake/landing``): each folder
+    then costs one listing request.
     """
     scan = LandingScan()
     if not landing_dir.is_dir():
         return scan
     seen_lower: dict[str, str] = {}
     try:
-        with os.scandir(landing_dir) as entries:
-            names = sorted(entry.name for entry in entries if entry.is_dir(follow_symlinks=False))
+        names = [name for name, kind in list_dir(landing_dir) if kind == "dir"]
     except OSError as exc:
         scan.invalid[str(landing_dir)] = f"cannot read the landing folder: {exc.strerror or exc}"
         return scan
@@ -75,10 +76,8 @@ def scan_landing(landing_dir: Path) -> LandingScan:
             )
             continue
         seen_lower[lower] = name
-        folder = landing_dir / name
         try:
-            with os.scandir(folder) as entries:
-                files = {entry.name for entry in entries if entry.is_file()}
+            files = {entry for entry, kind in list_dir(landing_dir / name) if kind == "file"}
         except OSError as exc:
             scan.invalid[name] = f"cannot read folder: {exc.strerror or exc}"
             continue

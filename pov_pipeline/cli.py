@@ -25,8 +25,9 @@ def _setup_environment() -> None:
 
 def _lake_paths(args: argparse.Namespace):
     from pov_pipeline.lake import LakePaths, default_lake_dir
+    from pov_pipeline.store import lake_root
 
-    return LakePaths(Path(args.lake).resolve() if args.lake else default_lake_dir())
+    return LakePaths(lake_root(args.lake) if args.lake else default_lake_dir())
 
 
 def format_table(columns: list[str], rows: list[tuple], max_width: int = 40) -> str:
@@ -54,11 +55,11 @@ def cmd_sql(args: argparse.Namespace) -> int:
         print(f"no tables in {paths.root}: run `pov demo` or materialize the pipeline first", file=sys.stderr)
         return 2
     try:
-        with connect_catalog(paths, read_only=True) as con:
+        with connect_catalog(paths, read_only=True, for_query=args.query) as con:
             result = con.execute(args.query)
             columns = [d[0] for d in result.description or []]
             rows = result.fetchmany(args.max_rows + 1)
-    except duckdb.Error as exc:
+    except (duckdb.Error, OSError) as exc:  # OSError: an object store that cannot be reached
         print(f"query failed: {exc}", file=sys.stderr)
         return 1
     if args.format == "csv":
@@ -158,7 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pov", description="pov_pipeline: eye-tracking studies → analysable data"
     )
-    parser.add_argument("--lake", help="lake folder (default: $POV_LAKE_DIR or ./data_lake)")
+    parser.add_argument(
+        "--lake", help="lake folder or s3://bucket/prefix URL (default: $POV_LAKE_DIR or ./data_lake)"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="generate the demo study and materialize the whole pipeline")

@@ -10,6 +10,10 @@ Layout (see DESIGN.md)::
 Every file is written to a temporary name in its own folder and renamed into place, so a reader
 or a crash never sees half a table. The catalog is rebuilt into a temporary database and renamed
 the same way, under an exclusive file lock, so concurrent runs cannot interleave.
+
+The root may also be an object-store URL (``s3://bucket/prefix``, see :mod:`pov_pipeline.store`):
+each file is then one whole-object upload, and there is no ``pov.duckdb``; :func:`connect_catalog`
+builds the same views in an in-memory DuckDB that reads the store through fsspec.
 """
 
 from __future__ import annotations
@@ -17,19 +21,28 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 from dagster import ConfigurableIOManager, InputContext, MetadataValue, OutputContext
 
 from pov_pipeline.atomic import write_parquet_atomic
 from pov_pipeline.schemas import TABLE_SCHEMAS, validate_participant_id
+from pov_pipeline.store import (
+    StorePath,
+    is_remote,
+    lake_root,
+    list_dir,
+    list_files,
+    read_parquet,
+    read_parquet_schema,
+)
 
 PARTITION_COLUMN = "participant"
 PART_FILE = "part-0.parquet"
@@ -38,54 +51,55 @@ CATALOG_FILE = "pov.duckdb"
 
 @dataclass(frozen=True)
 class LakePaths:
-    """Where everything lives below one lake root."""
+    """Where everything lives below one lake root (a folder ``Path`` or an object-store ``UPath``)."""
 
-    root: Path
+    root: StorePath
 
     @property
-    def tables(self) -> Path:
+    def tables(self) -> StorePath:
         return self.root / "tables"
 
     @property
-    def landing(self) -> Path:
+    def landing(self) -> StorePath:
         return self.root / "landing"
 
     @property
-    def study(self) -> Path:
+    def study(self) -> StorePath:
         return self.root / "study"
 
     @property
-    def cache(self) -> Path:
+    def cache(self) -> StorePath:
         return self.root / "cache"
 
     @property
-    def models(self) -> Path:
+    def models(self) -> StorePath:
         return self.root / "models"
 
     @property
-    def reports(self) -> Path:
+    def reports(self) -> StorePath:
         return self.root / "reports"
 
     @property
-    def catalog(self) -> Path:
+    def catalog(self) -> StorePath:
         return self.root / CATALOG_FILE
 
-    def table_dir(self, table: str) -> Path:
+    def table_dir(self, table: str) -> StorePath:
         _check_table_name(table)
         return self.tables / table
 
-    def table_file(self, table: str, participant: str | None = None) -> Path:
+    def table_file(self, table: str, participant: str | None = None) -> StorePath:
         if participant is None:
             return self.table_dir(table) / PART_FILE
         validate_participant_id(participant)
         return self.table_dir(table) / f"{PARTITION_COLUMN}={participant}" / PART_FILE
 
 
-def default_lake_dir() -> Path:
-    """``$POV_LAKE_DIR`` if set, else ``data_lake/`` beside the package's project folder."""
+def default_lake_dir() -> StorePath:
+    """``$POV_LAKE_DIR`` (a folder or an ``s3://bucket/prefix`` URL) if set, else ``data_lake/``
+    beside the package's project folder."""
     env = os.environ.get("POV_LAKE_DIR")
     if env:
-        return Path(env).resolve()
+        return lake_root(env)
     return (Path(__file__).resolve().parents[1] / "data_lake").resolve()
 
 
@@ -124,7 +138,7 @@ def write_table(
     table_name: str,
     data: pa.Table | pd.DataFrame,
     participants: list[str] | None = None,
-) -> dict[str, Path]:
+) -> dict[str, StorePath]:
     """Write one table (or its participant partitions) atomically; return the files written.
 
     For partitioned tables, ``participants`` lists the partitions this write covers: rows are
@@ -136,7 +150,7 @@ def write_table(
         return {"": write_parquet_atomic(table, paths.table_file(table_name))}
     for participant in participants:
         validate_participant_id(participant)
-    written: dict[str, Path] = {}
+    written: dict[str, StorePath] = {}
     if PARTITION_COLUMN not in table.column_names:
         raise ValueError(f"partitioned table {table_name!r} has no {PARTITION_COLUMN!r} column")
     column = table.column(PARTITION_COLUMN).to_numpy(zero_copy_only=False)
@@ -151,7 +165,7 @@ def write_table(
 
 def write_partitions(
     paths: LakePaths, table_name: str, tables: Mapping[str, pa.Table | pd.DataFrame]
-) -> dict[str, Path]:
+) -> dict[str, StorePath]:
     """Write some participant partitions of a table (one table per participant) and refresh the catalog.
 
     For runs where part of the participants failed: the good ones are stored, the failed ones keep
@@ -175,9 +189,13 @@ def sweep_temp_files(paths: LakePaths, *, older_than_s: float = STALE_TEMP_SECON
 
     A crash between creating the temporary file and renaming it leaves it in the table folder. It
     is never visible as a table (the views glob ``part-0.parquet``), only wasted space. Young
-    files are kept: they may belong to a writer that is still running.
+    files are kept: they may belong to a writer that is still running. An object store has no
+    temporary objects to sweep (a write is one upload).
     """
     import time
+
+    if is_remote(paths.root):
+        return []
 
     removed: list[Path] = []
     now = time.time()
@@ -198,7 +216,7 @@ def read_table(paths: LakePaths, table_name: str, participants: list[str] | None
     if participants is None:
         single = paths.table_file(table_name)
         if single.exists():
-            return pq.read_table(single)
+            return read_parquet(single)
         table_dir = paths.table_dir(table_name)
         participants = sorted(
             entry.name.split("=", 1)[1]
@@ -214,7 +232,7 @@ def read_table(paths: LakePaths, table_name: str, participants: list[str] | None
             raise FileNotFoundError(
                 f"partition participant={participant} of {table_name!r} is missing: {path}"
             )
-        parts.append(pq.read_table(path))
+        parts.append(read_parquet(path))
     if not parts:
         if schema is None:
             raise FileNotFoundError(f"table {table_name!r} has no partitions in {paths.tables}")
@@ -241,14 +259,14 @@ def _sql_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _array_casts(parquet_file: Path) -> str:
+def _array_casts(parquet_file: StorePath) -> str:
     """``* REPLACE (...)`` casts restoring fixed-size vector columns as DuckDB ``FLOAT[n]`` arrays.
 
     Parquet has no fixed-size list type: Arrow keeps the size in its own schema metadata, which
     DuckDB does not read, so without the cast ``array_cosine_similarity`` would refuse the column.
     """
     casts = []
-    for field in pq.read_schema(parquet_file):
+    for field in read_parquet_schema(parquet_file):
         if pa.types.is_fixed_size_list(field.type):
             value_type = field.type.value_type
             sql_type = "DOUBLE" if pa.types.is_float64(value_type) else "FLOAT"
@@ -256,22 +274,46 @@ def _array_casts(parquet_file: Path) -> str:
     return f" REPLACE ({', '.join(casts)})" if casts else ""
 
 
-def table_views(paths: LakePaths) -> dict[str, str]:
-    """The ``CREATE VIEW`` body of every table in the lake, keyed by table name."""
-    views: dict[str, str] = {}
+def _local_table_parts(paths: LakePaths) -> dict[str, tuple[StorePath | None, list[StorePath]]]:
+    found: dict[str, tuple[StorePath | None, list[StorePath]]] = {}
     if not paths.tables.is_dir():
-        return views
+        return found
     for table_dir in sorted(p for p in paths.tables.iterdir() if p.is_dir()):
-        name = table_dir.name
-        if not name.replace("_", "").isalnum():
-            continue
         if (table_dir / PART_FILE).exists():
-            casts = _array_casts(table_dir / PART_FILE)
-            views[name] = f"SELECT *{casts} FROM read_parquet({_sql_literal(str(table_dir / PART_FILE))})"
+            found[table_dir.name] = (table_dir / PART_FILE, [])
+        else:
+            found[table_dir.name] = (None, sorted(table_dir.glob(f"{PARTITION_COLUMN}=*/{PART_FILE}")))
+    return found
+
+
+def _remote_table_parts(paths: LakePaths) -> dict[str, tuple[StorePath | None, list[StorePath]]]:
+    """Like :func:`_local_table_parts` from ONE recursive listing (a request per object adds up)."""
+    singles: dict[str, StorePath] = {}
+    partitions: dict[str, list[StorePath]] = {}
+    for rel in list_files(paths.tables):
+        parts = rel.split("/")
+        if len(parts) == 2 and parts[1] == PART_FILE:
+            singles[parts[0]] = paths.tables / parts[0] / PART_FILE
+        elif len(parts) == 3 and parts[1].startswith(f"{PARTITION_COLUMN}=") and parts[2] == PART_FILE:
+            partitions.setdefault(parts[0], []).append(paths.tables / parts[0] / parts[1] / PART_FILE)
+    return {
+        name: (singles.get(name), [] if name in singles else sorted(partitions.get(name, []), key=str))
+        for name in sorted(set(singles) | set(partitions))
+    }
+
+
+def table_views(paths: LakePaths, only: Collection[str] | None = None) -> dict[str, str]:
+    """The ``CREATE VIEW`` body of every table in the lake (or of those in ``only``), by name."""
+    views: dict[str, str] = {}
+    found = _remote_table_parts(paths) if is_remote(paths.root) else _local_table_parts(paths)
+    for name, (single, parts) in found.items():
+        if not name.replace("_", "").isalnum() or (only is not None and name not in only):
             continue
-        parts = sorted(table_dir.glob(f"{PARTITION_COLUMN}=*/{PART_FILE}"))
-        if parts:
-            pattern = str(table_dir / f"{PARTITION_COLUMN}=*" / PART_FILE)
+        if single is not None:
+            casts = _array_casts(single)
+            views[name] = f"SELECT *{casts} FROM read_parquet({_sql_literal(str(single))})"
+        elif parts:
+            pattern = str(paths.tables / name / f"{PARTITION_COLUMN}=*" / PART_FILE)
             views[name] = (
                 f"SELECT *{_array_casts(parts[0])} FROM read_parquet({_sql_literal(pattern)}, "
                 "hive_partitioning=true, union_by_name=true)"
@@ -284,7 +326,11 @@ def refresh_catalog(paths: LakePaths) -> list[str]:
 
     The new catalog is built in a temporary file and renamed over the old one, under a lock, so
     a reader holding the old file keeps a consistent catalog and concurrent refreshes serialise.
+    An object-store lake keeps no catalog file (:func:`connect_catalog` builds the views when it
+    connects); this then only lists the tables.
     """
+    if is_remote(paths.root):
+        return _remote_table_names(paths)
     with _catalog_lock(paths):
         sweep_temp_files(paths)
         views = table_views(paths)
@@ -307,8 +353,45 @@ def refresh_catalog(paths: LakePaths) -> list[str]:
     return sorted(views)
 
 
-def connect_catalog(paths: LakePaths, *, read_only: bool = True) -> duckdb.DuckDBPyConnection:
-    """Open the catalog (read-only by default); build it first if it does not exist yet."""
+def _remote_table_names(paths: LakePaths) -> list[str]:
+    try:
+        entries = list_dir(paths.tables)
+    except FileNotFoundError:
+        return []
+    return sorted(name for name, kind in entries if kind == "dir" and name.replace("_", "").isalnum())
+
+
+def referenced_tables(sql: str, tables: Iterable[str]) -> set[str]:
+    """The names in ``tables`` that occur as words in ``sql`` (over-inclusive, never misses one)."""
+    words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", sql))
+    return {name for name in tables if name in words}
+
+
+def connect_catalog(
+    paths: LakePaths, *, read_only: bool = True, for_query: str | None = None
+) -> duckdb.DuckDBPyConnection:
+    """Open the catalog (read-only by default); build it first if it does not exist yet.
+
+    For an object-store lake: an in-memory DuckDB with the lake's fsspec filesystem registered
+    (DuckDB's own ``httpfs`` is not needed) and the same views as ``pov.duckdb`` would hold,
+    ``FLOAT[n]`` casts included. Creating a view reads the footers of its files, so with
+    ``for_query`` only the views that query names are created (all, when it names none).
+    ``read_only`` does not apply there: the views read the store, and nothing written to the
+    in-memory database reaches it.
+    """
+    if is_remote(paths.root):
+        only = None
+        if for_query is not None:
+            only = referenced_tables(for_query, _remote_table_names(paths)) or None
+        con = duckdb.connect(":memory:")
+        try:
+            con.register_filesystem(paths.root.fs)
+            for name, body in table_views(paths, only).items():
+                con.execute(f'CREATE VIEW "{name}" AS {body}')
+        except BaseException:
+            con.close()
+            raise
+        return con
     if not paths.catalog.exists():
         refresh_catalog(paths)
     return duckdb.connect(str(paths.catalog), read_only=read_only)
@@ -344,7 +427,7 @@ class ParquetLakeIOManager(ConfigurableIOManager):
 
     @property
     def paths(self) -> LakePaths:
-        return LakePaths(Path(self.lake_dir))
+        return LakePaths(lake_root(self.lake_dir))
 
     def handle_output(self, context: OutputContext, obj: pa.Table | pd.DataFrame | None) -> None:
         if obj is None:

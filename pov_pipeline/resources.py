@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from dagster import ConfigurableResource
 
 from pov_pipeline.lake import LakePaths
+from pov_pipeline.store import lake_root
 
 
 class LakeResource(ConfigurableResource):
-    """The lake root (a folder). Landing, study, cache, models and reports live below it."""
+    """The lake root: a folder or an object-store URL (``s3://bucket/prefix``).
+
+    Landing, study, cache, models and reports live below it.
+    """
 
     lake_dir: str
 
     @property
     def paths(self) -> LakePaths:
-        return LakePaths(Path(self.lake_dir))
+        return LakePaths(lake_root(self.lake_dir))

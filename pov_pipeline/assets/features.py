@@ -18,6 +18,7 @@ from pov_pipeline.features import (
     feature_cache_dir,
 )
 from pov_pipeline.resources import LakeResource
+from pov_pipeline.store import mirrored, stage
 
 #: Encoders gain from a GPU: their steps carry the routing tags (see ``pov_pipeline.accel``).
 GPU_OP_TAGS = accelerator_tags(gpu_capable=True)
@@ -87,13 +88,10 @@ def text_features(
 ) -> Output[pa.Table]:
     """One vector per caption word AOI (word pieces mean-pooled) plus a sentence vector per caption."""
     encoder = TextEncoderConfig(**config.model_dump())
-    table, stats = encode_text_features(
-        stimuli,
-        aois,
-        encoder,
-        feature_cache_dir(lake.paths.root, "text"),
-        progress=_progress(context, "captions"),
-    )
+    with mirrored(feature_cache_dir(lake.paths.root, "text")) as cache_dir:
+        table, stats = encode_text_features(
+            stimuli, aois, encoder, cache_dir, progress=_progress(context, "captions")
+        )
     return Output(table, metadata={"n_rows": table.num_rows, **_stats_metadata(stats)})
 
 
@@ -107,12 +105,8 @@ def image_features(
 ) -> Output[pa.Table]:
     """One vector per image-object AOI (RoI-pooled from the CNN grid) plus a global vector per image."""
     encoder = ImageEncoderConfig(**config.model_dump())
-    table, stats = encode_image_features(
-        stimuli,
-        aois,
-        lake.paths.study,
-        encoder,
-        feature_cache_dir(lake.paths.root, "image"),
-        progress=_progress(context, "images"),
-    )
+    with mirrored(feature_cache_dir(lake.paths.root, "image")) as cache_dir:
+        table, stats = encode_image_features(
+            stimuli, aois, stage(lake.paths.study), encoder, cache_dir, progress=_progress(context, "images")
+        )
     return Output(table, metadata={"n_rows": table.num_rows, **_stats_metadata(stats)})

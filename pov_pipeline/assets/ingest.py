@@ -44,6 +44,7 @@ from pov_pipeline.lake import write_partitions
 from pov_pipeline.partitions import participants_partitions, single_run_backfill
 from pov_pipeline.resources import LakeResource
 from pov_pipeline.schemas import RAW_GAZE, RESPONSES, SESSIONS, validate_participant_id
+from pov_pipeline.store import stage
 
 
 def participant_fingerprint(landing_dir: Path) -> str:
@@ -52,16 +53,17 @@ def participant_fingerprint(landing_dir: Path) -> str:
     Stored in materialization metadata, so a re-run can tell which participants changed.
     """
     digest = hashlib.sha256()
-    for path in sorted(p for p in landing_dir.iterdir() if p.is_file()):
+    for path in sorted((p for p in landing_dir.iterdir() if p.is_file()), key=lambda p: p.name):
         digest.update(path.name.encode())
-        with open(path, "rb") as fh:
+        with path.open("rb") as fh:
             for block in iter(lambda: fh.read(1 << 20), b""):
                 digest.update(block)
     return digest.hexdigest()
 
 
 def _participant_dir(lake: LakeResource, participant: str) -> Path:
-    return lake.paths.landing / validate_participant_id(participant)
+    # The vendor readers need real files: an object-store delivery is copied locally first.
+    return stage(lake.paths.landing / validate_participant_id(participant), recursive=False)
 
 
 class RawGazeConfig(Config):

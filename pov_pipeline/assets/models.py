@@ -26,6 +26,7 @@ from pov_pipeline.accel import accelerator_tags
 from pov_pipeline.models import PROTOCOLS, TrainConfig, build_training_examples, make_splits, run_experiment
 from pov_pipeline.reports import headline_markdown, render_report
 from pov_pipeline.resources import LakeResource
+from pov_pipeline.store import stage
 
 GROUP = "models"
 
@@ -257,7 +258,7 @@ def eval_report(
         aoi_hits=aoi_hits,
         aois=aois,
         stimuli=stimuli,
-        images_dir=lake.paths.study / "images",
+        images_dir=stage(lake.paths.study) / "images",
         metadata=facts,
     )
     html = out_path.read_text(encoding="utf-8")

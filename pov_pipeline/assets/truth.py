@@ -1,12 +1,12 @@
 """Ground truth delivered beside a recording (the demo study writes it; real studies do not)."""
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 from dagster import AssetExecutionContext, MetadataValue, Output, asset
 
 from pov_pipeline.partitions import participants_partitions, single_run_backfill
 from pov_pipeline.resources import LakeResource
 from pov_pipeline.schemas import TRUTH_TRIALS, validate_participant_id
+from pov_pipeline.store import read_parquet
 
 
 @asset(
@@ -26,7 +26,7 @@ def truth_trials(context: AssetExecutionContext, lake: LakeResource) -> Output[p
         path = lake.paths.landing / validate_participant_id(participant) / "truth" / "trials.parquet"
         if not path.exists():
             continue
-        table = pq.read_table(path)
+        table = read_parquet(path)
         columns = {name: table.column(name) for name in TRUTH_TRIALS.names if name != "participant"}
         columns = {"participant": pa.array([participant] * table.num_rows, pa.string()), **columns}
         parts.append(pa.table(columns).cast(TRUTH_TRIALS))

@@ -12,8 +12,6 @@ pass.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from pov_pipeline.features.image import (
     ImageEncoderConfig,
     encode_image_features,
@@ -35,11 +33,15 @@ from pov_pipeline.features.text import (
     encode_text_features,
     load_text_encoder,
 )
+from pov_pipeline.store import StorePath, as_store_path
 
 
-def feature_cache_dir(lake_dir: Path, encoder_kind: str) -> Path:
-    """The lake's cache folder of one encoder kind: ``<lake>/cache/features/<encoder_kind>``."""
-    return Path(lake_dir) / "cache" / "features" / encoder_kind
+def feature_cache_dir(lake_dir: StorePath | str, encoder_kind: str) -> StorePath:
+    """The lake's cache folder of one encoder kind: ``<lake>/cache/features/<encoder_kind>``.
+
+    ``lake_dir`` may be an object-store URL or ``UPath``; the result is then one too.
+    """
+    return as_store_path(lake_dir) / "cache" / "features" / encoder_kind
 
 
 __all__ = [

@@ -3,8 +3,8 @@
 An entry's key is the sha256 of everything its value depends on (encoder id, weights fingerprint,
 preprocessing config, input content), so an entry never needs invalidating: a changed input simply
 has another key. Entries are Parquet files ``<cache_dir>/<kind>/<key[:2]>/<key>.parquet`` written
-atomically (temporary file in the same folder, then ``os.replace``), so a crash or a concurrent
-reader never sees half an entry.
+atomically (temporary file in the same folder, then ``os.replace``; in an object store one
+whole-object upload), so a crash or a concurrent reader never sees half an entry.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from pov_pipeline.atomic import write_parquet_atomic
+from pov_pipeline.store import StorePath, as_store_path, read_parquet
 
 
 def canonical_json(value: Any) -> str:
@@ -56,13 +56,13 @@ class FeatureCache:
     Parameters
     ----------
     root:
-        The cache folder (e.g. ``<lake>/cache/features/text``).
+        The cache folder (e.g. ``<lake>/cache/features/text``), local or ``s3://...``.
     """
 
-    def __init__(self, root: Path) -> None:
-        self.root = Path(root)
+    def __init__(self, root: Path | StorePath | str) -> None:
+        self.root = as_store_path(root)
 
-    def path(self, kind: str, key: str) -> Path:
+    def path(self, kind: str, key: str) -> StorePath:
         """Where the entry ``key`` of ``kind`` lives."""
         return self.root / kind / key[:2] / f"{key}.parquet"
 
@@ -76,10 +76,10 @@ class FeatureCache:
         if not p.is_file():
             return None
         try:
-            return pq.read_table(p)
+            return read_parquet(p)
         except (OSError, pa.ArrowInvalid):
             return None
 
-    def put(self, kind: str, key: str, table: pa.Table) -> Path:
+    def put(self, kind: str, key: str, table: pa.Table) -> StorePath:
         """Write the entry atomically and return its path."""
         return write_parquet_atomic(table, self.path(kind, key))

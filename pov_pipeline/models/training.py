@@ -34,6 +34,7 @@ from sklearn.linear_model import LogisticRegression
 from torch import nn
 
 from pov_pipeline.accel import autocast, autocast_dtype, select_device
+from pov_pipeline.atomic import atomic_write, write_bytes_atomic
 from pov_pipeline.models.alignment import alignment_table
 from pov_pipeline.models.dataset import (
     StudyTensors,
@@ -45,6 +46,7 @@ from pov_pipeline.models.dataset import (
 from pov_pipeline.models.nets import SequenceLSTM, TokenTransformer
 from pov_pipeline.models.splits import inner_validation_mask
 from pov_pipeline.schemas import ANSWER_LABELS
+from pov_pipeline.store import as_store_path
 
 PROB_COLUMNS = tuple(f"p_{lab}" for lab in ANSWER_LABELS)
 NEURAL_MODELS = ("lstm", "transformer", "pgmt")
@@ -421,16 +423,13 @@ def _pred_frame(
 def _save(models_dir: Path | None, protocol: str, name: str, fold: int, model: nn.Module, meta: dict) -> None:
     if models_dir is None:
         return
-    d = Path(models_dir) / protocol / name
-    d.mkdir(parents=True, exist_ok=True)
-    tmp = d / f".fold{fold}.pt.tmp"
-    torch.save({"state_dict": model.state_dict(), **meta}, tmp)
-    tmp.replace(d / f"fold{fold}.pt")
+    d = as_store_path(models_dir) / protocol / name
+    state = {"state_dict": model.state_dict(), **meta}
+    atomic_write(d / f"fold{fold}.pt", lambda fh: torch.save(state, fh))
     cfg = d / "config.json"
     if not cfg.exists():
-        cfg.write_text(
-            json.dumps({"model": name, "protocol": protocol, **meta["config"]}, indent=2, default=str)
-        )
+        cfg_json = json.dumps({"model": name, "protocol": protocol, **meta["config"]}, indent=2, default=str)
+        write_bytes_atomic(cfg_json.encode(), cfg)
 
 
 def _attention_rows(
@@ -533,8 +532,8 @@ def run_experiment(
     )
     T_swapped = torch.as_tensor(st.transition[swap_partner_index(ex, seed=config.seed + 202)], device=device)
     if models_dir is not None:
-        Path(models_dir).mkdir(parents=True, exist_ok=True)
-        (Path(models_dir) / "config.json").write_text(json.dumps(asdict(config), indent=2, default=str))
+        config_json = json.dumps(asdict(config), indent=2, default=str).encode()
+        write_bytes_atomic(config_json, as_store_path(models_dir) / "config.json")
     key = ex[["participant", "trial"]].assign(row=np.arange(len(ex)))
     preds, attn_rows, logs, lams = [], [], [], []
     want = set(config.models)

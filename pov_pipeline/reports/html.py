@@ -17,6 +17,7 @@ import pandas as pd
 
 from pov_pipeline.atomic import write_bytes_atomic
 from pov_pipeline.schemas import ANSWER_LABELS
+from pov_pipeline.store import as_store_path
 
 _MODEL_ORDER = (
     "naive",
@@ -261,7 +262,7 @@ def render_report(
     n_example_trials:
         Example trials shown with scanpath, transitions and attention.
     """
-    out_path = Path(out_path)
+    out_path = as_store_path(out_path)  # a folder path or an object-store URL
     parts = [f"<h1>{html.escape(title)}</h1>"]
     meta = dict(metadata or {})
     if len(predictions):
