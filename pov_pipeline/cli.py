@@ -111,7 +111,10 @@ def _print_summary(paths) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    import tempfile
+
     from pov_pipeline.demo import generate_study
+    from pov_pipeline.store import is_remote, upload_tree
 
     paths = _lake_paths(args)
     marker = paths.study / ".demo.json"
@@ -130,7 +133,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
             if total and (done == total or done % max(1, total // 10) == 0):
                 print(f"  {stage}: {done}/{total}", flush=True)
 
-        summary = generate_study(paths.root, size=args.size, seed=args.seed, progress=progress)
+        if is_remote(paths.root):
+            # The generator writes files; an object-store lake gets them uploaded afterwards.
+            with tempfile.TemporaryDirectory(prefix="pov_demo_") as tmp:
+                summary = generate_study(Path(tmp), size=args.size, seed=args.seed, progress=progress)
+                for folder in ("study", "landing"):
+                    n = upload_tree(Path(tmp) / folder, paths.root / folder)
+                    print(f"  uploaded {n} files to {paths.root / folder}", flush=True)
+        else:
+            summary = generate_study(paths.root, size=args.size, seed=args.seed, progress=progress)
         print(summary.describe(), flush=True)
         marker.write_text(wanted)
     else:

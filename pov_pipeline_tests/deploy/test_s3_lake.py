@@ -159,3 +159,17 @@ def test_outputs_live_under_the_prefix_and_no_partial_objects(lakes):
     assert any("/cache/features/text/" in key and key.endswith(".parquet") for key in keys)
     assert any("/tables/excluded_trials/" in key for key in keys)
     assert not [key for key in keys if key.endswith(".tmp") or "/." in key]
+
+
+def test_pov_demo_generates_and_materializes_into_a_bucket(lakes, tmp_path, capsys):
+    # `pov demo --lake s3://…` generates the study locally, uploads landing/ and study/, then runs the
+    # same Dagster materialization; its sample count must equal the local lake's.
+    url = f"s3://{BUCKET}/studies/cli-demo"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+        assert pov(["--lake", url, "demo", "--size", "small"]) == 0
+        assert lakes["fs"].exists(f"{BUCKET}/studies/cli-demo/study/.demo.json")
+        capsys.readouterr()
+        assert pov(["--lake", url, "sql", "SELECT count(*) FROM raw_gaze", "--format", "csv"]) == 0
+    rows = list(csv.reader(io.StringIO(capsys.readouterr().out)))
+    assert int(rows[1][0]) == lakes["summary"].n_samples
