@@ -43,6 +43,7 @@ BENCHES: tuple[Bench, ...] = (
     Bench("lund", "lund_benchmark.py", ("--peers",)),
     Bench("detection_speed", "detection_speed.py", optional=True),
     Bench("gaze_stage", "gaze_stage_bench.py", ("--size", "paper"), ("--size", "small")),
+    Bench("drift", "drift_bench.py", ("--lake", "build/paper_lake"), ("--lake", "data_lake")),
     Bench("features", "features_bench.py"),
     Bench("sensor", "sensor_bench.py"),
     Bench("training", "training_bench.py", optional=True),
