@@ -85,3 +85,16 @@ def test_jobs_and_gpu_capable_steps_carry_the_tag() -> None:
     assert participant_job.tags[ACCELERATOR_TAG] == "cpu"
     for asset in (text_features, image_features, train_models):
         assert asset.op.tags[ACCELERATOR_TAG] == "gpu"
+
+
+def test_executor_is_chosen_by_environment() -> None:
+    from dagster import in_process_executor, multiprocess_executor
+
+    from pov_pipeline.definitions import executor_from_env
+
+    assert executor_from_env("") is None
+    assert executor_from_env("multiprocess") is multiprocess_executor
+    assert executor_from_env("in_process") is in_process_executor
+    assert executor_from_env("k8s").name == "k8s"
+    with pytest.raises(ValueError, match="POV_EXECUTOR"):
+        executor_from_env("celery")
