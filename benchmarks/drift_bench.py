@@ -13,7 +13,10 @@ seed, so the script reports, per session:
 - the share of fixations inside an AOI with and without the correction;
 - how often the perception state read off the AOI sequence (verified / read + central / central only /
   no central, with the generator's own rule: fixations ≥ 80 ms, repeats merged) equals the state the
-  answer was drawn from, mapping the fixations as recorded vs. corrected.
+  answer was drawn from, mapping the fixations as recorded vs. corrected;
+- the expected accuracy of an oracle that knows every participant's true traits and takes the state
+  read off the AOI sequence, next to the Bayes-optimal accuracy (true state): how much of the gap
+  between a model and the ceiling is lost in the recording itself (blinks, track loss, noise).
 """
 
 from __future__ import annotations
@@ -36,7 +39,10 @@ import pandas as pd  # noqa: E402
 
 from pov_pipeline.demo.participants import make_participant, px_per_deg  # noqa: E402
 from pov_pipeline.demo.scanpath import (  # noqa: E402
+    BASE_LOGITS,
+    CONDITION_CODES,
     MIN_COUNTED_FIXATION_MS,
+    STRICTNESS_LOGITS,
     perception_flags,
     perception_state,
     simulate_scanpaths,
@@ -91,6 +97,19 @@ def true_states(participants: list[str], stimuli_list: list) -> pd.Series:
     return pd.Series(out)
 
 
+def answer_probabilities(states: pd.Series, stimuli: dict, stimulus_of: pd.Series) -> np.ndarray:
+    """The generator's (yes, no, unsure) probabilities for the given states and true traits."""
+    out = np.empty((len(states), 3))
+    for i, ((pid, trial), state) in enumerate(states.items()):
+        p = make_participant(SEED, int(pid[1:]))
+        c = CONDITION_CODES[stimuli[stimulus_of[(pid, trial)]].condition]
+        logits = BASE_LOGITS[c, state] + p.strictness * STRICTNESS_LOGITS[c, state]
+        logits = logits + np.array([p.yes_bias, 0.0, p.unsure_bias])
+        e = np.exp(logits - logits.max())
+        out[i] = e / e.sum()
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--lake", type=Path, default=Path("build/paper_lake"))
@@ -118,10 +137,20 @@ def main() -> None:
 
     expected = true_states(participants, stimuli_list)
     rows = []
+    oracle: dict[str, float] = {}
+    stimulus_of = fixations.drop_duplicates(["participant", "trial"]).set_index(["participant", "trial"])[
+        "stimulus_id"
+    ]
     for label, fx in (("as recorded", fixations), ("corrected", apply_gaze_offsets(fixations, offsets))):
         hits = map_fixations_to_aois(fx, aois, screen_px=(1920, 1080), tolerance_deg=0.5, deg_per_px=1 / ppd)
         found = states_from_hits(hits, stimuli)
         common = expected.index.intersection(found.index)
+        p_true = answer_probabilities(expected[common], stimuli, stimulus_of)
+        p_found = answer_probabilities(found[common], stimuli, stimulus_of)
+        oracle["Bayes-optimal (true state)"] = float(p_true.max(axis=1).mean())
+        oracle[f"oracle, state read off fixations {label}"] = float(
+            p_true[np.arange(len(common)), p_found.argmax(axis=1)].mean()
+        )
         rows.append(
             [
                 label,
@@ -138,6 +167,8 @@ def main() -> None:
         f"{1000 * estimate_s / max(len(offsets), 1):.0f} ms CPU per session"
     )
     print(format_table(["fixations", "inside an AOI", "perception state = generator's", "trials"], rows))
+    print("\nexpected accuracy, knowing every participant's true traits:")
+    print(format_table(["predictor", "accuracy"], [[k, f"{v:.3f}"] for k, v in oracle.items()]))
 
 
 if __name__ == "__main__":
