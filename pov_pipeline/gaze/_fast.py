@@ -23,7 +23,6 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from pov_pipeline.gaze import _kernels as kern
 from pov_pipeline.gaze.detection import (
@@ -317,12 +316,23 @@ def string_array(codes: IntArray, strings: tuple[str, ...]) -> Any:
     Equal to ``pd.array(np.asarray(strings, dtype=object)[codes])`` (the dtype pandas infers),
     without creating a Python object per element.
     """
+    codes = np.ascontiguousarray(codes, dtype=np.intp)
     dtype = _string_dtype()
     if getattr(dtype, "storage", None) != "pyarrow" or len(strings) == 0:
         return pd.array(np.asarray(strings, dtype=object)[codes], dtype=dtype)
+    return repeated_string_array(*kern.code_runs(codes), strings)
+
+
+def repeated_string_array(run_codes: IntArray, run_counts: IntArray, strings: tuple[str, ...]) -> Any:
+    """:func:`string_array` of ``np.repeat(run_codes, run_counts)``, without making that array."""
+    run_codes = np.ascontiguousarray(run_codes, dtype=np.intp)
+    run_counts = np.ascontiguousarray(run_counts, dtype=np.intp)
+    dtype = _string_dtype()
+    if getattr(dtype, "storage", None) != "pyarrow" or len(strings) == 0:
+        return pd.array(np.asarray(strings, dtype=object)[np.repeat(run_codes, run_counts)], dtype=dtype)
     pool, lengths, width = _pool(strings)
-    offsets, data = kern.string_buffers(np.ascontiguousarray(codes, dtype=np.intp), pool, lengths, width)
-    arr = pa.LargeStringArray.from_buffers(codes.size, pa.py_buffer(offsets), pa.py_buffer(data))
+    offsets, data = kern.run_string_buffers(run_codes, run_counts, pool, lengths, width)
+    arr = pa.LargeStringArray.from_buffers(offsets.size - 1, pa.py_buffer(offsets), pa.py_buffer(data))
     return pd.array(arr, dtype=dtype)
 
 
@@ -331,30 +341,61 @@ def string_array(codes: IntArray, strings: tuple[str, ...]) -> Any:
 # --------------------------------------------------------------------------------------------
 
 
+def _arrow_codes(pa_arr: Any, candidates: tuple[str, ...]) -> tuple[IntArray, npt.NDArray[np.bool_]] | None:
+    """Index into ``candidates`` of every value of a null-free Arrow string array, and which occur.
+
+    ``None`` when some value is none of the candidates or the array is not a plain (large)
+    string array.
+    """
+    chunks = pa_arr.chunks if isinstance(pa_arr, pa.ChunkedArray) else [pa_arr]
+    pool, lengths, width = _pool(candidates)
+    out = np.empty(len(pa_arr), dtype=np.intp)
+    seen = np.zeros(len(candidates), dtype=np.bool_)
+    pos = 0
+    for chunk in chunks:
+        if pa.types.is_large_string(chunk.type):
+            off_type: Any = np.int64
+        elif pa.types.is_string(chunk.type):
+            off_type = np.int32
+        else:
+            return None
+        m = len(chunk)
+        if m == 0:
+            continue
+        bufs = chunk.buffers()
+        offsets = np.frombuffer(bufs[1], dtype=off_type)[chunk.offset : chunk.offset + m + 1]
+        data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)
+        if not kern.match_strings(
+            offsets.astype(np.int64, copy=False), data, pool, lengths, width, out[pos : pos + m], seen
+        ):
+            return None
+        pos += m
+    return out, seen
+
+
 def _codes_of(column: pd.Series, preferred: tuple[str, ...] = ()) -> tuple[IntArray, list[str]]:
     """Integer codes of a string column, in sorted order of the values (as ``pd.factorize(sort=True)``).
 
-    Arrow-backed columns that hold one value, or only values from ``preferred`` (listed in sorted
-    order), are coded by comparisons instead of hashing.
+    Arrow-backed columns that hold only their first value and values from ``preferred`` are coded
+    by a compiled byte comparison instead of hashing.
     """
     arr = column.array
     if hasattr(arr, "__arrow_array__") and len(column):
         pa_arr = arr.__arrow_array__()
         if pa_arr.null_count == 0:
-            first = pa_arr[0].as_py()
-            if pc.all(pc.equal(pa_arr, first)).as_py():
-                return np.zeros(len(column), dtype=np.intp), [str(first)]
-            if preferred:
-                masks = [pc.equal(pa_arr, v).to_numpy(zero_copy_only=False) for v in preferred]
-                hit = np.zeros(len(column), dtype=bool)
-                for m in masks:
-                    hit |= m
-                if hit.all():
-                    present = [i for i, m in enumerate(masks) if m.any()]
-                    codes = np.zeros(len(column), dtype=np.intp)
-                    for new, i in enumerate(present):
-                        codes[masks[i]] = new
-                    return codes, [preferred[i] for i in present]
+            first = str(pa_arr[0].as_py())
+            candidates = (first, *(v for v in preferred if v != first))
+            found = _arrow_codes(pa_arr, candidates)
+            if found is not None:
+                codes, seen = found
+                present = np.flatnonzero(seen)
+                values = sorted(candidates[i] for i in present)
+                lut = np.zeros(len(candidates), dtype=np.intp)
+                for i in present:
+                    lut[i] = values.index(candidates[i])
+                if not np.array_equal(lut, np.arange(len(candidates))):
+                    codes = lut[codes]
+                return codes, values
     codes, uniques = pd.factorize(column, sort=True)
     return codes.astype(np.intp, copy=False), [str(u) for u in uniques]
 
@@ -366,8 +407,9 @@ def detect_trials_fast(
     part_codes, part_values = _codes_of(samples["participant"])
     eye_codes, eye_values = _codes_of(samples["eye"], ("left", "right"))
     trial_vals = samples["trial"].to_numpy(np.int64)
-    t_raw = samples["t_us"].to_numpy(np.int64)
-    order = _sort_order(part_codes, trial_vals, eye_codes, t_raw)
+    t_raw = t_raw_in = samples["t_us"].to_numpy(np.int64)
+    in_order, bounds = kern.frame_layout(part_codes, trial_vals, eye_codes, t_raw)
+    order = None if in_order else _sort_order(part_codes, trial_vals, eye_codes, t_raw)
     x_all = samples["x_px"].to_numpy(np.float64)
     y_all = samples["y_px"].to_numpy(np.float64)
     if order is not None:
@@ -385,9 +427,8 @@ def detect_trials_fast(
             bad = bad[order]
         x_all[bad] = np.nan
         y_all[bad] = np.nan
-    n_rows = len(samples)
-    change = np.flatnonzero((np.diff(part_codes) != 0) | (np.diff(trial_vals) != 0)) + 1
-    bounds = np.concatenate(([0], change, [n_rows])).astype(np.intp)
+    if order is not None:
+        in_order, bounds = kern.frame_layout(part_codes, trial_vals, eye_codes, t_raw)
     first_rows = bounds[:-1]
     stim_col = samples["stimulus_id"]
     stim_first = stim_col.iloc[first_rows if order is None else order[first_rows]].to_numpy(object)
@@ -415,13 +456,16 @@ def detect_trials_fast(
     n_tr = trial_len.size
     labels = pd.DataFrame(
         {
-            "participant": string_array(np.repeat(trial_part, trial_len), tuple(part_values)),
+            "participant": repeated_string_array(trial_part, trial_len, tuple(part_values)),
             "trial": np.repeat(trial_no, trial_len),
-            "stimulus_id": string_array(np.repeat(np.arange(n_tr), trial_len), stim_values),
-            "t_us": t_all.astype(np.int64, copy=False),
-            "eye": string_array(np.repeat(trial_eye, trial_len), eye_pool),
+            "stimulus_id": repeated_string_array(np.arange(n_tr), trial_len, stim_values),
+            # The one column that may still be a view of the caller's frame.
+            "t_us": t_all.astype(np.int64, copy=t_all is t_raw_in),
+            "eye": repeated_string_array(trial_eye, trial_len, eye_pool),
             "label": string_array(res.labels.astype(np.intp), SAMPLE_LABELS),
-        }
+        },
+        # Every column is made here: pandas' defensive copy would cost a pass over the frame.
+        copy=False,
     )
     cols, ev_trial = event_columns(res, t, x_all, y_all, bounds, dts)
     if ev_trial.size == 0:
@@ -438,7 +482,8 @@ def detect_trials_fast(
             "event_index": (np.arange(ev_trial.size) - offsets[ev_trial]).astype(np.int32),
             **cols,
             "onset_in_trial_ms": cols["onset_ms"] - t0_ms[ev_trial],
-        }
+        },
+        copy=False,
     )
     return labels, events
 

@@ -1,4 +1,5 @@
-"""Compiled (numba) kernels of the frame-level detectors: every trial of a frame in one call.
+"""Compiled (numba) kernels of the frame-level detectors (every trial of a frame in one call),
+plus the per-sample passes of ``trial_quality`` and the group sums of ``dwell_metrics``.
 
 Each kernel takes the concatenated samples of many trials plus ``bounds`` (trial ``k`` is
 ``[bounds[k], bounds[k + 1])``) and loops over the trials inside compiled code, so a frame of
@@ -101,29 +102,28 @@ EVENT_FLOAT_COLUMNS: tuple[str, ...] = (
 @njit(cache=True)
 def _pairwise_block(a: FloatArray, lo: int, n: int) -> float:
     """numpy's pairwise sum of a block of at most 128 values."""
+    # A view indexed from zero spares numba's negative-index handling on every read.
+    blk = a[lo : lo + n]
     if n < 8:
         res = 0.0
         for i in range(n):
-            res += a[lo + i]
+            res += blk[i]
         return res
-    r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
-    r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
-    i = 8
+    r0, r1, r2, r3 = blk[0], blk[1], blk[2], blk[3]
+    r4, r5, r6, r7 = blk[4], blk[5], blk[6], blk[7]
     stop = n - (n % 8)
-    while i < stop:
-        r0 += a[lo + i]
-        r1 += a[lo + i + 1]
-        r2 += a[lo + i + 2]
-        r3 += a[lo + i + 3]
-        r4 += a[lo + i + 4]
-        r5 += a[lo + i + 5]
-        r6 += a[lo + i + 6]
-        r7 += a[lo + i + 7]
-        i += 8
+    for i in range(8, stop, 8):
+        r0 += blk[i]
+        r1 += blk[i + 1]
+        r2 += blk[i + 2]
+        r3 += blk[i + 3]
+        r4 += blk[i + 4]
+        r5 += blk[i + 5]
+        r6 += blk[i + 6]
+        r7 += blk[i + 7]
     res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
-    while i < n:
-        res += a[lo + i]
-        i += 1
+    for i in range(stop, n):
+        res += blk[i]
     return res
 
 
@@ -131,9 +131,38 @@ def _pairwise_block(a: FloatArray, lo: int, n: int) -> float:
 def _pairwise_sum(a: FloatArray, lo: int, n: int) -> float:
     """numpy's pairwise summation of ``a[lo:lo + n]`` (its inner loop of ``add`` reductions).
 
-    numpy halves blocks longer than 128 recursively; this walks the same tree with an explicit
-    stack (numba's on-disk cache does not hold self-recursive functions reliably).
+    numpy halves blocks longer than 128 recursively. The first levels (up to about a thousand
+    values: every event) are unrolled into plain calls; longer runs walk the same tree with an
+    explicit stack (numba's on-disk cache does not hold self-recursive functions reliably).
     """
+    if n <= 128:
+        return _pairwise_block(a, lo, n)
+    n2 = n // 2
+    n2 -= n2 % 8
+    return _pairwise_level1(a, lo, n2) + _pairwise_level1(a, lo + n2, n - n2)
+
+
+@njit(cache=True)
+def _pairwise_level1(a: FloatArray, lo: int, n: int) -> float:
+    if n <= 128:
+        return _pairwise_block(a, lo, n)
+    n2 = n // 2
+    n2 -= n2 % 8
+    return _pairwise_level2(a, lo, n2) + _pairwise_level2(a, lo + n2, n - n2)
+
+
+@njit(cache=True)
+def _pairwise_level2(a: FloatArray, lo: int, n: int) -> float:
+    if n <= 128:
+        return _pairwise_block(a, lo, n)
+    n2 = n // 2
+    n2 -= n2 % 8
+    return _pairwise_stack(a, lo, n2) + _pairwise_stack(a, lo + n2, n - n2)
+
+
+@njit(cache=True)
+def _pairwise_stack(a: FloatArray, lo: int, n: int) -> float:
+    """The pairwise tree of any size, walked with an explicit stack."""
     if n <= 128:
         return _pairwise_block(a, lo, n)
     node_lo = np.empty(128, dtype=np.int64)
@@ -190,21 +219,32 @@ def _middle(s: FloatArray, lo: int, n: int) -> float:
 def _kth_deviation(s: FloatArray, lo: int, n: int, mid: float, k: int) -> float:
     """``k``-th smallest of ``abs(s[lo:lo + n] - mid)`` for sorted ``s``, without sorting.
 
-    The deviations below ``mid`` and those at or above it are two sorted sequences (one read
-    backwards); merging them up to rank ``k`` gives the value ``np.partition`` would.
+    The deviations below ``mid`` (read backwards) and those at or above it are two sorted
+    sequences; a binary search for how many of the ``k + 1`` smallest come from each gives the
+    value ``np.partition`` would in ``O(log n)``.
     """
     split = lo + np.searchsorted(s[lo : lo + n], mid)
-    i = split - 1
-    j = split
-    hi = lo + n
-    val = 0.0
-    for _ in range(k + 1):
-        if i >= lo and (j >= hi or abs(s[i] - mid) <= abs(s[j] - mid)):
-            val = abs(s[i] - mid)
-            i -= 1
+    n_left = split - lo
+    n_right = lo + n - split
+    take = k + 1
+    i_lo = max(0, take - n_right)
+    i_hi = min(take, n_left)
+    # Smallest count i from the left for which the right's last taken value is not above the
+    # left's next one: the predicate is monotone since both sequences increase.
+    while i_lo < i_hi:
+        i = (i_lo + i_hi) // 2
+        j = take - i
+        if abs(s[split + j - 1] - mid) > abs(s[split - 1 - i] - mid):
+            i_lo = i + 1
         else:
-            val = abs(s[j] - mid)
-            j += 1
+            i_hi = i
+    i = i_lo
+    j = take - i
+    val = -np.inf
+    if i > 0:
+        val = abs(s[split - i] - mid)
+    if j > 0:
+        val = max(val, abs(s[split + j - 1] - mid))
     return val
 
 
@@ -235,6 +275,13 @@ def _copy_subset(a: FloatArray, keep: BoolArray, lo: int, hi: int, out: FloatArr
             count += 1
     stride = _subset_stride(count, hi - lo)
     m = 0
+    if stride == 1:
+        # The usual case: no integer division per sample.
+        for i in range(lo, hi):
+            if keep[i]:
+                out[o + m] = a[i]
+                m += 1
+        return m
     c = 0
     for i in range(lo, hi):
         if keep[i]:
@@ -496,6 +543,18 @@ def median3(a: FloatArray, bounds: IntArray) -> FloatArray:
         lo, hi = bounds[k], bounds[k + 1]
         out[lo] = a[lo]
         out[hi - 1] = a[hi - 1]
+        if hi - lo < 3:
+            continue
+        # Shifted views indexed from zero: the finite case compiles to vector code; windows
+        # with a NaN are redone below.
+        prev, cur, nxt, dst = a[lo : hi - 2], a[lo + 1 : hi - 1], a[lo + 2 : hi], out[lo + 1 : hi - 1]
+        any_nan = False
+        for j in range(hi - lo - 2):
+            p, c, q = prev[j], cur[j], nxt[j]
+            dst[j] = max(min(p, c), min(max(p, c), q))
+            any_nan |= (p != p) | (c != c) | (q != q)
+        if not any_nan:
+            continue
         for i in range(lo + 1, hi - 1):
             p, c, q = a[i - 1], a[i], a[i + 1]
             if np.isnan(p) or np.isnan(c) or np.isnan(q):
@@ -543,32 +602,54 @@ def savgol_assemble(
 
 
 @njit(cache=True)
-def string_buffers(
-    codes: IntArray, pool: npt.NDArray[np.uint8], lengths: IntArray, width: int
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.uint8]]:
-    """Arrow ``large_string`` offsets and data of ``strings[codes]``.
-
-    ``pool`` holds string ``c`` at ``[c * width, c * width + lengths[c])``. Codes come in runs
-    (a trial, an event); each run is written once and then doubled by block copies, which runs
-    at memory speed instead of copying string by string.
-    """
+def code_runs(codes: IntArray) -> tuple[IntArray, IntArray]:
+    """Runs of equal values of ``codes``: the value and the length of each run."""
     n = codes.size
-    offsets = np.empty(n + 1, dtype=np.int64)
-    offsets[0] = 0
-    total = 0
-    for i in range(n):
-        total += lengths[codes[i]]
-        offsets[i + 1] = total
-    data = np.empty(total, dtype=np.uint8)
+    run_codes = np.empty(n, dtype=np.intp)
+    run_counts = np.empty(n, dtype=np.intp)
+    r = 0
     i = 0
     while i < n:
         c = codes[i]
-        j = i + 1
-        while j < n and codes[j] == c:
+        rest = codes[i + 1 :]
+        j = 0
+        while j < rest.size and rest[j] == c:
             j += 1
+        run_codes[r] = c
+        run_counts[r] = j + 1
+        r += 1
+        i += j + 1
+    return run_codes[:r].copy(), run_counts[:r].copy()
+
+
+@njit(cache=True)
+def run_string_buffers(
+    run_codes: IntArray, run_counts: IntArray, pool: npt.NDArray[np.uint8], lengths: IntArray, width: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.uint8]]:
+    """Arrow ``large_string`` offsets and data of ``strings[run_codes[r]]`` repeated ``run_counts[r]`` times.
+
+    ``pool`` holds string ``c`` at ``[c * width, c * width + lengths[c])``. Within a run the
+    offsets step by one length and the data is the string repeated: written once and then
+    doubled by block copies, which runs at memory speed instead of string by string.
+    """
+    n = 0
+    total = 0
+    for r in range(run_codes.size):
+        n += run_counts[r]
+        total += run_counts[r] * lengths[run_codes[r]]
+    offsets = np.empty(n + 1, dtype=np.int64)
+    offsets[0] = 0
+    data = np.empty(total, dtype=np.uint8)
+    i = 0
+    o = 0
+    for r in range(run_codes.size):
+        c = run_codes[r]
+        cnt = run_counts[r]
         size_one = lengths[c]
-        size = (j - i) * size_one
-        o = offsets[i]
+        seg = offsets[i + 1 : i + 1 + cnt]
+        for q in range(cnt):
+            seg[q] = o + size_one * (q + 1)
+        size = cnt * size_one
         if size:
             data[o : o + size_one] = pool[c * width : c * width + size_one]
             filled = size_one
@@ -576,8 +657,104 @@ def string_buffers(
                 m = min(filled, size - filled)
                 data[o + filled : o + filled + m] = data[o : o + m]
                 filled += m
-        i = j
+        i += cnt
+        o += size
     return offsets, data
+
+
+@njit(cache=True)
+def match_strings(
+    offsets: npt.NDArray[np.int64],
+    data: npt.NDArray[np.uint8],
+    pool: npt.NDArray[np.uint8],
+    lengths: IntArray,
+    width: int,
+    out: IntArray,
+    seen: BoolArray,
+) -> bool:
+    """Code each string of an Arrow string array by the candidate it equals, into ``out``.
+
+    ``seen[c]`` is set for every candidate found.
+
+    String ``i`` is ``data[offsets[i]:offsets[i + 1]]``, candidate ``c`` is
+    ``pool[c * width : c * width + lengths[c]]``; the candidates must differ in length (else
+    False). Returns False as soon as a string equals no candidate.
+
+    Key columns come in long runs of one value. A run of strings of one length is that
+    candidate repeated when its first string is the candidate and its bytes repeat with the
+    string's length as period: one branch-free byte comparison over the block, instead of a
+    hash or a string comparison per row.
+    """
+    n_cand = lengths.size
+    if n_cand == 0:
+        return out.size == 0
+    by_len = np.full(int(lengths.max()) + 2, -1, dtype=np.intp)
+    for c in range(n_cand):
+        if by_len[lengths[c]] != -1:
+            return False
+        by_len[lengths[c]] = c
+    max_len = by_len.size - 1
+    n = out.size
+    i = 0
+    while i < n:
+        m = offsets[i + 1] - offsets[i]
+        c = by_len[min(m, max_len)]
+        if c < 0:
+            return False
+        j = i + 1
+        while j < n and offsets[j + 1] - offsets[j] == m:
+            j += 1
+        a = offsets[i]
+        e = offsets[j]
+        base = c * width
+        diff = 0
+        for q in range(m):
+            diff |= data[a + q] ^ pool[base + q]
+        # Two views and a range index: the loop then compiles to vector code.
+        later = data[a + m : e]
+        earlier = data[a : e - m]
+        for q in range(later.size):
+            diff |= later[q] ^ earlier[q]
+        if diff:
+            return False
+        out[i:j] = c
+        seen[c] = True
+        i = j
+    return True
+
+
+@njit(cache=True)
+def frame_layout(
+    part: IntArray, trial: npt.NDArray[np.int64], eye: IntArray, t: npt.NDArray[np.int64]
+) -> tuple[bool, IntArray]:
+    """Whether rows are sorted by (participant, trial, eye, t) and, if so, the trial bounds.
+
+    A trial is a run of equal (participant, trial); the bounds are its first rows plus the row
+    count. One pass instead of a ``diff`` and a comparison array per key.
+    """
+    n = part.size
+    starts = np.empty(n + 1, dtype=np.intp)
+    starts[0] = 0
+    m = 1
+    for i in range(1, n):
+        if part[i] != part[i - 1]:
+            if part[i] < part[i - 1]:
+                return False, starts[:0]
+        elif trial[i] != trial[i - 1]:
+            if trial[i] < trial[i - 1]:
+                return False, starts[:0]
+        elif eye[i] != eye[i - 1]:
+            if eye[i] < eye[i - 1]:
+                return False, starts[:0]
+            continue
+        elif t[i] < t[i - 1]:
+            return False, starts[:0]
+        else:
+            continue
+        starts[m] = i
+        m += 1
+    starts[m] = n
+    return True, starts[: m + 1].copy()
 
 
 @njit(cache=True)
@@ -702,9 +879,12 @@ def event_table(
     count = 0
     for k in range(n_tr):
         a, b = bounds[k], bounds[k + 1]
-        for i in range(a, b):
-            if (i == a or lab[i] != lab[i - 1]) and lab[i] != UNCLASSIFIED:
-                count += 1
+        if b > a:
+            count += lab[a] != UNCLASSIFIED
+        # Shifted views indexed from zero: the count compiles to vector code.
+        prev, cur = lab[a : b - 1], lab[a + 1 : b]
+        for i in range(prev.size):
+            count += (cur[i] != prev[i]) & (cur[i] != UNCLASSIFIED)
     trial = np.empty(count, dtype=np.intp)
     codes = np.empty(count, dtype=np.int8)
     ints = np.empty((count, 3), dtype=np.int64)
@@ -723,21 +903,33 @@ def event_table(
                 s = e
                 continue
             m = e - s
+            # One pass for the lost count, the spans of a clean run and the peak speed, each
+            # with the reduction semantics of its separate numpy-exact loop (NaN propagating
+            # spans, NaN-skipping peak); a dirty run's spans are redone over its valid samples.
+            rx, ry, rxd, ryd, rv = x[s:e], y[s:e], xd[s:e], yd[s:e], v[s:e]
             nbad = 0
-            for i in range(s, e):
-                if np.isnan(x[i]) or np.isnan(y[i]):
-                    nbad += 1
+            hx = lx = rxd[0]
+            hy = ly = ryd[0]
+            peak = np.nan
+            for i in range(m):
+                nbad += (rx[i] != rx[i]) | (ry[i] != ry[i])
+                val = rxd[i]
+                hx = val if (val > hx or val != val) else hx
+                lx = val if (val < lx or val != val) else lx
+                val = ryd[i]
+                hy = val if (val > hy or val != val) else hy
+                ly = val if (val < ly or val != val) else ly
+                val = rv[i]
+                peak = val if ((peak != peak or val > peak) and val == val) else peak
             cnt = m - nbad
             mx = _run_mean(x, x, y, s, m, nbad, cnt, buf)
             my = _run_mean(y, x, y, s, m, nbad, cnt, buf)
             mxd = _run_mean(xd, x, y, s, m, nbad, cnt, buf)
             myd = _run_mean(yd, x, y, s, m, nbad, cnt, buf)
-            disp = _run_span(xd, x, y, s, e, nbad) + _run_span(yd, x, y, s, e, nbad)
-            peak = np.nan
-            for i in range(s, e):
-                val = v[i]
-                if np.isnan(peak) or val > peak:
-                    peak = val if not np.isnan(val) else peak
+            if nbad == 0:
+                disp = (hx - lx) + (hy - ly)
+            else:
+                disp = _run_span(xd, x, y, s, e, nbad) + _run_span(yd, x, y, s, e, nbad)
             last = e - 1
             ok_last = not (np.isnan(x[last]) or np.isnan(y[last]))
             exd = xd[last] if ok_last else np.nan
@@ -854,15 +1046,19 @@ def adaptive_steps(
         info[k, 2] = mean
         info[k, 3] = sd
         step[a] = 0.0
-        for i in range(a + 1, b):
-            ddx = xd[i] - xd[i - 1]
-            ddy = yd[i] - yd[i - 1]
+        # Shifted views indexed from zero: the loop then compiles to vector code.
+        x0, x1, y0, y1 = xd[a : b - 1], xd[a + 1 : b], yd[a : b - 1], yd[a + 1 : b]
+        t0, t1, out = t[a : b - 1], t[a + 1 : b], step[a + 1 : b]
+        for i in range(b - a - 1):
+            ddx = x1[i] - x0[i]
+            ddy = y1[i] - y0[i]
             ddx = ddx * ddx
             ddy = ddy * ddy
-            s = np.sqrt(ddx + ddy) / ((t[i] - t[i - 1]) * 1e-6)
-            step[i] = s if np.isfinite(s) else 0.0
-        for i in range(a, b):
-            quiet_mask[i] = (not v[i] >= pt) and step[i] > 0
+            s = np.sqrt(ddx + ddy) / ((t1[i] - t0[i]) * 1e-6)
+            out[i] = s if np.isfinite(s) else 0.0
+        vs, ss, qs = v[a:b], step[a:b], quiet_mask[a:b]
+        for i in range(b - a):
+            qs[i] = (not vs[i] >= pt) and ss[i] > 0
     buf = np.empty(n)
     offsets = np.zeros(bounds.size, dtype=np.intp)
     for k in range(n_tr):
@@ -1151,3 +1347,146 @@ def _merge_fixations(
         angle = np.hypot(cx[r + 1] - cx[r], cy[r + 1] - cy[r])
         if gap_ms <= max_gap_ms and angle <= max_angle_deg:
             lab[fe[r] : fs[r + 1]] = FIXATION
+
+
+# --------------------------------------------------------------------------------------------
+# Data quality
+# --------------------------------------------------------------------------------------------
+
+
+@njit(cache=True)
+def _median_of_prefix(vals: FloatArray, m: int) -> float:
+    """``(v[lo] + v[hi]) / 2`` of the sorted ``vals[:m]`` (``trial_quality``'s group median)."""
+    if m == 0:
+        return np.nan
+    s = np.sort(vals[:m])
+    return (s[(m - 1) // 2] + s[m // 2]) / 2.0
+
+
+@njit(cache=True)
+def s2s_cross_dot(mm_x: FloatArray, mm_y: FloatArray, d: float) -> tuple[FloatArray, FloatArray]:
+    """``|a x b|`` and ``a . b`` of consecutive gaze vectors ``(mm_x, mm_y, d)``, first row NaN.
+
+    ``trial_quality``'s arithmetic, operation by operation, without its eleven temporaries; the
+    caller takes ``arctan2`` in numpy (vectorized).
+    """
+    n = mm_x.size
+    cross = np.empty(n)
+    dot = np.empty(n)
+    if n:
+        cross[0] = np.nan
+        dot[0] = np.nan
+    # Shifted views indexed from zero: the loop then compiles to vector code.
+    pax, pay, pbx, pby = mm_x[:-1], mm_y[:-1], mm_x[1:], mm_y[1:]
+    oc, od = cross[1:], dot[1:]
+    for i in range(n - 1):
+        ax = pax[i]
+        ay = pay[i]
+        bx = pbx[i]
+        by = pby[i]
+        c1 = ay * d - d * by
+        c2 = d * bx - ax * d
+        c3 = ax * by - ay * bx
+        oc[i] = np.sqrt(c1 * c1 + c2 * c2 + c3 * c3)
+        od[i] = ax * bx + ay * by + d * d
+    return cross, dot
+
+
+@njit(cache=True)
+def quality_windows(
+    t_us: npt.NDArray[np.int64],
+    s2s_deg: FloatArray,
+    x_deg: FloatArray,
+    y_deg: FloatArray,
+    valid: BoolArray,
+    first_row: IntArray,
+    min_pairs: FloatArray,
+    window_us: int,
+) -> tuple[FloatArray, IntArray, FloatArray]:
+    """Precision of every group of ``trial_quality`` in one pass over its rows.
+
+    Rows are sorted by group, then time; group ``g`` is ``[first_row[g], first_row[g + 1])``
+    (the last one ends at the end). ``window_us <= 0`` makes a group one window.
+    ``s2s_deg[r]`` is the angle between rows ``r - 1`` and ``r``.
+
+    Per window (a run of ``(t - t_first) // window_us``) the RMS of the sample-to-sample
+    angles of its valid pairs and ``sqrt(var(x_deg) + var(y_deg))`` of its valid samples are
+    taken, sums as ``np.add.reduceat`` does them, and the medians over the windows with enough
+    pairs (:func:`_median_of_prefix`) are returned: RMS-S2S, the number of RMS windows, STD.
+    """
+    n = t_us.size
+    n_groups = first_row.size
+    rms = np.full(n_groups, np.nan)
+    n_windows = np.zeros(n_groups, dtype=np.intp)
+    std = np.full(n_groups, np.nan)
+    # Per-window scratch (squared angles, degree positions) and per-group window values.
+    sq = np.empty(n)
+    xs = np.empty(n)
+    ys = np.empty(n)
+    win_rms = np.empty(n)
+    win_std = np.empty(n)
+    for g in range(n_groups):
+        a = first_row[g]
+        b = first_row[g + 1] if g + 1 < n_groups else n
+        t0 = t_us[a]
+        need = min_pairs[g]
+        n_rms = 0
+        n_std = 0
+        i = a
+        while i < b:
+            j = b
+            if window_us > 0:
+                w = (t_us[i] - t0) // window_us
+                j = i + 1
+                while j < b and (t_us[j] - t0) // window_us == w:
+                    j += 1
+            m_pairs = 0
+            m_pts = 0
+            for r in range(i, j):
+                if not valid[r]:
+                    continue
+                xs[m_pts] = x_deg[r]
+                ys[m_pts] = y_deg[r]
+                m_pts += 1
+                if r > a and valid[r - 1]:
+                    sq[m_pairs] = s2s_deg[r] * s2s_deg[r]
+                    m_pairs += 1
+            if m_pairs > 0 and m_pairs >= need:
+                win_rms[n_rms] = _reduceat_sum(sq, 0, m_pairs) / m_pairs
+                n_rms += 1
+            if m_pts > 1 and m_pts - 1 >= need:
+                var = 0.0
+                for arr in (xs, ys):
+                    mean = _reduceat_sum(arr, 0, m_pts) / m_pts
+                    for q in range(m_pts):
+                        dev = arr[q] - mean
+                        arr[q] = dev * dev
+                    var += _reduceat_sum(arr, 0, m_pts) / (m_pts - 1)
+                win_std[n_std] = np.sqrt(var)
+                n_std += 1
+            i = j
+        rms[g] = np.sqrt(_median_of_prefix(win_rms, n_rms))
+        n_windows[g] = n_rms
+        std[g] = _median_of_prefix(win_std, n_std)
+    return rms, n_windows, std
+
+
+# --------------------------------------------------------------------------------------------
+# Dwell
+# --------------------------------------------------------------------------------------------
+
+
+@njit(cache=True)
+def kahan_group_sum(values: FloatArray, labels: IntArray, n_groups: int) -> FloatArray:
+    """Sum of ``values`` per label, in row order with Kahan compensation (pandas' ``groupby.sum``)."""
+    total = np.zeros(n_groups)
+    comp = np.zeros(n_groups)
+    for i in range(values.size):
+        g = labels[i]
+        y = values[i] - comp[g]
+        t = total[g] + y
+        c = t - total[g] - y
+        # An infinite sum leaves a NaN compensation, which pandas resets.
+        comp[g] = c if c == c else 0.0
+        total[g] = t
+    return total

@@ -37,8 +37,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
+from pov_pipeline.gaze import _kernels
 from pov_pipeline.schemas import AOI_BACKGROUND, AOI_OFF_SCREEN
 
 __all__ = [
@@ -812,6 +814,133 @@ def dwell_metrics(aoi_hits: pd.DataFrame, *, aois: pd.DataFrame | None = None) -
         ``visit_count`` and ``revisit_count`` (``visit_count - 1``, floored at 0), sorted by the
         keys.
     """
+    fast = _dwell_metrics_fast(aoi_hits, aois)
+    if fast is not None:
+        return fast
+    return _dwell_metrics_pandas(aoi_hits, aois)
+
+
+_DWELL_COLUMNS = [
+    *_GROUP_KEYS,
+    "aoi_id",
+    "aoi_kind",
+    "time_to_first_fixation_ms",
+    "first_fixation_duration_ms",
+    "dwell_time_ms",
+    "dwell_share",
+    "fixation_count",
+    "visit_count",
+    "revisit_count",
+]
+
+
+def _sorted_codes(column: pd.Series) -> npt.NDArray[np.intp]:
+    """Integer codes of a column that order like its values (``pd.factorize(sort=True)``)."""
+    codes, _ = pd.factorize(column, sort=True)
+    return codes.astype(np.intp, copy=False)
+
+
+def _group_sum(
+    values: npt.NDArray[np.float64], labels: npt.NDArray[np.intp], n_groups: int
+) -> npt.NDArray[np.float64]:
+    """``pd.Series(values).groupby(labels).sum()`` for labels ``0 .. n_groups - 1``, all present.
+
+    pandas reduces monotonic labels segment by segment (``np.add.reduceat``) and any other
+    labels row by row with Kahan compensation; both are reproduced bit for bit.
+    """
+    if labels.size and not np.any(labels[1:] < labels[:-1]):
+        starts = np.flatnonzero(np.r_[True, labels[1:] != labels[:-1]])
+        return np.add.reduceat(values, starts)
+    return _kernels.kahan_group_sum(values, labels, n_groups)
+
+
+def _dwell_metrics_fast(aoi_hits: pd.DataFrame, aois: pd.DataFrame | None) -> pd.DataFrame | None:
+    """:func:`dwell_metrics` on integer codes: one sort, array reductions, no pandas groupby.
+
+    Returns ``None`` for inputs whose pandas semantics it does not reproduce (missing keys or
+    values, where ``groupby(...).first()`` would skip rows), which then take the pandas path.
+    """
+    need = [*_GROUP_KEYS, "event_index", "onset_in_trial_ms", "duration_ms", "aoi_id"]
+    if len(aoi_hits) == 0 or any(aoi_hits[c].isna().any() for c in need):
+        return None
+    if "aoi_kind" in aoi_hits and aoi_hits["aoi_kind"].isna().any():
+        return None
+    if aois is not None and len(aois) and aois.duplicated(["stimulus_id", "aoi_id"]).any():
+        return None
+    part = _sorted_codes(aoi_hits["participant"])
+    trial = _sorted_codes(aoi_hits["trial"])
+    stim = _sorted_codes(aoi_hits["stimulus_id"])
+    aoi = _sorted_codes(aoi_hits["aoi_id"])
+    event = aoi_hits["event_index"].to_numpy()
+    # The row order of sort_values([participant, trial, event_index], kind="stable").
+    order = np.lexsort((event, trial, part))
+    part, trial, stim, aoi = part[order], trial[order], stim[order], aoi[order]
+    onset = aoi_hits["onset_in_trial_ms"].to_numpy(dtype=np.float64)[order]
+    dur = aoi_hits["duration_ms"].to_numpy(dtype=np.float64)[order]
+    n = order.size
+    new_visit = np.ones(n, dtype=np.int64)
+    new_visit[1:] = ~((part[1:] == part[:-1]) & (trial[1:] == trial[:-1]) & (aoi[1:] == aoi[:-1]))
+
+    def labels_of(*keys: npt.NDArray[np.intp]) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], int]:
+        # Stable: within a group the rows keep the order above, as groupby's "first" sees them.
+        by = np.lexsort(keys[::-1])
+        change = np.zeros(n, dtype=bool)
+        change[0] = True
+        for k in keys:
+            kb = k[by]
+            change[1:] |= kb[1:] != kb[:-1]
+        lab = np.empty(n, dtype=np.intp)
+        lab[by] = np.cumsum(change) - 1
+        return lab, by[change], int(change.sum())
+
+    g_lab, g_first, n_groups = labels_of(part, trial, stim, aoi)
+    t_lab, _, n_trials = labels_of(part, trial, stim)
+    dwell = _group_sum(dur, g_lab, n_groups)
+    total = _group_sum(dur, t_lab, n_trials)[t_lab[g_first]]
+    rows = order[g_first]
+    src = aoi_hits.iloc[rows]
+    kind = src["aoi_kind"] if "aoi_kind" in aoi_hits else _kind_from_id(src["aoi_id"])
+    visits = np.bincount(g_lab, weights=new_visit, minlength=n_groups).astype(np.int32)
+    out = pd.DataFrame(
+        {
+            **{k: src[k].to_numpy() for k in [*_GROUP_KEYS, "aoi_id"]},
+            "aoi_kind": kind.to_numpy(),
+            "time_to_first_fixation_ms": onset[g_first],
+            "first_fixation_duration_ms": dur[g_first],
+            "dwell_time_ms": dwell,
+            "_total": total,
+            "fixation_count": np.bincount(g_lab, minlength=n_groups).astype(np.int32),
+            "visit_count": visits,
+        }
+    )
+    keys = [*_GROUP_KEYS, "aoi_id"]
+    if aois is not None and len(aois):
+        trials = out[[*_GROUP_KEYS, "_total"]].drop_duplicates(_GROUP_KEYS)
+        every = trials.merge(aois[["stimulus_id", "aoi_id", "aoi_kind"]], on="stimulus_id", how="inner")
+        missing = every.merge(out[keys], on=keys, how="left", indicator=True)
+        missing = missing.loc[missing["_merge"] == "left_only", [*keys, "aoi_kind", "_total"]]
+        if len(missing):
+            missing = missing.assign(
+                time_to_first_fixation_ms=np.nan,
+                first_fixation_duration_ms=np.nan,
+                dwell_time_ms=0.0,
+                fixation_count=np.int32(0),
+                visit_count=np.int32(0),
+            )
+            out = pd.concat([out, missing], ignore_index=True)
+            out = out.sort_values(keys, kind="stable").reset_index(drop=True)
+    total_ms = out["_total"].to_numpy(dtype=np.float64)
+    dwell_ms = out["dwell_time_ms"].to_numpy(dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["dwell_share"] = np.where(total_ms > 0, dwell_ms / total_ms, np.nan)
+    out["fixation_count"] = out["fixation_count"].astype(np.int32)
+    out["visit_count"] = out["visit_count"].astype(np.int32)
+    out["revisit_count"] = np.maximum(out["visit_count"] - 1, 0).astype(np.int32)
+    return out[_DWELL_COLUMNS]
+
+
+def _dwell_metrics_pandas(aoi_hits: pd.DataFrame, aois: pd.DataFrame | None) -> pd.DataFrame:
+    """:func:`dwell_metrics` with pandas groupby: the reference, and the path for missing values."""
     hits = aoi_hits.sort_values(["participant", "trial", "event_index"], kind="stable").reset_index(drop=True)
     if "aoi_kind" not in hits:
         hits = hits.assign(aoi_kind=_kind_from_id(hits["aoi_id"]))

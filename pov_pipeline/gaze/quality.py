@@ -30,6 +30,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pov_pipeline.gaze import _kernels
+
 __all__ = ["px_to_deg_xy", "quality_flags", "trial_quality"]
 
 _KEYS = ["participant", "trial", "eye"]
@@ -176,44 +178,35 @@ def trial_quality(
     span_us = (t_us[last_row] - t_us[first_row]).astype(np.float64)
     duration_us = span_us + np.nan_to_num(median_dt_us, nan=0.0)
 
-    # Exact angular distance between consecutive gaze vectors (eye at the origin).
-    mm_x, mm_y = _px_to_mm(x, y, screen_px=screen_px, screen_mm=screen_mm)
     dist = float(viewing_distance_mm)
-    ax, ay = mm_x[:-1], mm_y[:-1]
-    bx, by = mm_x[1:], mm_y[1:]
-    cross = np.sqrt((ay * dist - dist * by) ** 2 + (dist * bx - ax * dist) ** 2 + (ax * by - ay * bx) ** 2)
-    dot = ax * bx + ay * by + dist * dist
-    s2s = np.r_[np.nan, np.degrees(np.arctan2(cross, dot))]
-    pair_ok = same & valid & np.r_[False, valid[:-1]]
-
-    x_deg = np.degrees(np.arctan(mm_x / dist))
-    y_deg = np.degrees(np.arctan(mm_y / dist))
     if window_ms is None:
-        win = np.zeros(n, dtype=np.int64)
+        window_us = 0
         min_pairs = np.full(n_groups, 2.0)
     else:
-        t_rel = t_us - t_us[first_row][gid]
-        win = (t_rel // max(1, round(window_ms * 1000.0))).astype(np.int64)
+        window_us = max(1, round(window_ms * 1000.0))
         # Half the window's nominal sample count, and never fewer than 2 pairs.
         with np.errstate(divide="ignore", invalid="ignore"):
             min_pairs = np.maximum(2.0, 0.5 * window_ms * 1000.0 / median_dt_us)
         min_pairs = np.where(np.isfinite(min_pairs), min_pairs, 2.0)
-    # Within a group windows only grow with time: (group, window) runs are contiguous.
-    new_window = starts.copy()
-    new_window[1:] |= win[1:] != win[:-1]
-    wid = np.cumsum(new_window) - 1
-
-    rows = np.flatnonzero(pair_ok)
-    w_g, w_mean, w_n = _window_means(wid[rows], gid[rows], s2s[rows] ** 2)
-    ok = w_n >= min_pairs[w_g]
-    rms_med = np.sqrt(_group_median(w_g[ok], w_mean[ok], n_groups))
-    n_windows = np.bincount(w_g[ok], minlength=n_groups)
-
-    rows = np.flatnonzero(valid)
-    s_g, vx, vy, s_n = _window_vars(wid[rows], gid[rows], x_deg[rows], y_deg[rows])
-    # Same qualifying rule as for RMS-S2S (pairs = points - 1) so both cover the same windows.
-    ok = s_n - 1 >= min_pairs[s_g]
-    std_med = _group_median(s_g[ok], np.sqrt(vx[ok] + vy[ok]), n_groups)
+    # Exact angular distance between consecutive gaze vectors (eye at the origin); the
+    # arithmetic runs compiled, the arctangents vectorized in numpy, the window statistics in
+    # one compiled pass without per-window temporaries.
+    mm_x, mm_y = _px_to_mm(x, y, screen_px=screen_px, screen_mm=screen_mm)
+    cross, dot = _kernels.s2s_cross_dot(mm_x, mm_y, dist)
+    s2s = np.degrees(np.arctan2(cross, dot, out=cross), out=cross)
+    for mm in (mm_x, mm_y):
+        mm /= dist
+        np.degrees(np.arctan(mm, out=mm), out=mm)
+    rms_med, n_windows, std_med = _kernels.quality_windows(
+        t_us,
+        s2s,
+        mm_x,
+        mm_y,
+        np.ascontiguousarray(valid),
+        first_row.astype(np.intp),
+        min_pairs.astype(np.float64),
+        int(window_us),
+    )
 
     with np.errstate(divide="ignore", invalid="ignore"):
         eff_rate = np.where(duration_us > 0, n_valid / (duration_us / 1e6), np.nan)
@@ -283,33 +276,6 @@ def _segment_starts(labels: np.ndarray) -> np.ndarray:
     change = np.ones(labels.shape[0], dtype=bool)
     change[1:] = labels[1:] != labels[:-1]
     return np.flatnonzero(change)
-
-
-def _window_means(wid: np.ndarray, gid: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Group, mean and size of each window run of ``values``."""
-    if wid.size == 0:
-        return np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64)
-    seg = _segment_starts(wid)
-    size = np.diff(np.r_[seg, wid.size])
-    return gid[seg], np.add.reduceat(values, seg) / size, size
-
-
-def _window_vars(wid: np.ndarray, gid: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Group, sample variance (ddof 1, NaN for one point) of x and y, and size per window."""
-    if wid.size == 0:
-        empty = np.zeros(0)
-        return np.zeros(0, np.int64), empty, empty, np.zeros(0, np.int64)
-    seg = _segment_starts(wid)
-    size = np.diff(np.r_[seg, wid.size])
-    owner = np.repeat(np.arange(seg.size), size)
-    out = []
-    for v in (x, y):
-        # Two passes (mean, then squared deviations) for accuracy at large offsets.
-        mean = np.add.reduceat(v, seg) / size
-        dev = v - mean[owner]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out.append(np.where(size > 1, np.add.reduceat(dev * dev, seg) / (size - 1), np.nan))
-    return gid[seg], out[0], out[1], size
 
 
 def _group_median(group: np.ndarray, values: np.ndarray, n_groups: int) -> np.ndarray:

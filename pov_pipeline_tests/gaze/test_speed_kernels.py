@@ -1,0 +1,118 @@
+"""Exactness of the compiled helpers added for speed: each equals the numpy/pandas operation it replaces."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from pov_pipeline.gaze import _fast, _kernels
+from pov_pipeline.gaze.detection import _sort_order
+
+
+def _merge_kth_deviation(s: np.ndarray, lo: int, n: int, mid: float, k: int) -> float:
+    """The k-th smallest ``abs(s[lo:lo + n] - mid)`` the slow, obvious way."""
+    return float(np.sort(np.abs(s[lo : lo + n] - mid))[k])
+
+
+def test_kth_deviation_and_mad_match_sorting() -> None:
+    rng = np.random.default_rng(11)
+    for _ in range(3000):
+        n = int(rng.integers(1, 80))
+        # Rounded values give ties on both sides of the median.
+        s = np.sort(np.round(rng.exponential(size=n + 4) * 10, int(rng.integers(0, 3))))
+        lo = int(rng.integers(0, 4))
+        mid = float(s[lo + int(rng.integers(0, n))]) if rng.random() < 0.7 else float(rng.random() * 10)
+        k = int(rng.integers(0, n))
+        assert _kernels._kth_deviation(s, lo, n, mid, k) == _merge_kth_deviation(s, lo, n, mid, k)
+        seg = s[lo : lo + n]
+        med = float(np.median(seg))
+        assert _kernels._median_and_mad(s, lo, n) == (med, float(np.median(np.abs(seg - med))))
+
+
+def test_pairwise_sum_matches_numpy_across_unrolled_levels() -> None:
+    rng = np.random.default_rng(12)
+    a = rng.standard_normal(20000) * 10.0 ** rng.uniform(-3, 6, 20000)
+    for n in [*range(0, 1100, 7), 127, 128, 129, 255, 256, 257, 1024, 1025, 4097, 19000]:
+        assert _kernels._pairwise_sum(a, 5, n) == np.add.reduce(a[5 : 5 + n])
+
+
+@pytest.mark.parametrize("large", [True, False])
+def test_codes_of_matches_factorize(large: bool) -> None:
+    rng = np.random.default_rng(13)
+    dtype = pd.ArrowDtype(pa.large_string() if large else pa.string())
+    runs = rng.integers(1, 50, 40)
+    values = np.repeat(rng.choice(["right", "left"], 40), runs)
+    for col, preferred in (
+        (pd.Series(values, dtype="str"), ("left", "right")),
+        (pd.Series(values, dtype=dtype), ("left", "right")),
+        (pd.Series(values[5:], dtype="str").iloc[3:], ("left", "right")),  # sliced Arrow data
+        (pd.Series(np.full(500, "p007"), dtype="str"), ()),
+        (pd.Series(np.repeat(["left", "lefT", "right"], 3), dtype="str"), ("left", "right")),
+        (pd.Series(np.repeat(["b", "a", "ab", ""], 3), dtype="str"), ()),
+    ):
+        codes, uniques = _fast._codes_of(col, preferred)
+        ref_codes, ref_uniques = pd.factorize(col, sort=True)
+        np.testing.assert_array_equal(codes, ref_codes)
+        assert uniques == [str(u) for u in ref_uniques]
+
+
+def test_match_strings_rejects_foreign_values() -> None:
+    arr = pa.array(["left"] * 10 + ["lefx"] + ["right"] * 3, type=pa.large_string())
+    assert _fast._arrow_codes(arr, ("left", "right")) is None
+    arr = pa.array(["left"] * 10 + ["right"] * 3, type=pa.large_string())
+    found = _fast._arrow_codes(arr, ("right", "left", "binocular"))
+    assert found is not None
+    np.testing.assert_array_equal(found[0], [1] * 10 + [0] * 3)
+    np.testing.assert_array_equal(found[1], [True, True, False])
+
+
+def test_repeated_string_array_matches_repeat() -> None:
+    strings = ("p01", "é-ü", "", "stimulus_0042")
+    run_codes = np.array([0, 1, 2, 3, 3, 0, 2], dtype=np.intp)
+    run_counts = np.array([3, 1, 4, 2, 5, 0, 1], dtype=np.intp)
+    got = pd.Series(_fast.repeated_string_array(run_codes, run_counts, strings))
+    want = pd.Series(np.asarray(strings, dtype=object)[np.repeat(run_codes, run_counts)])
+    pd.testing.assert_series_equal(got, want)
+    codes = np.repeat(run_codes, run_counts)
+    pd.testing.assert_series_equal(pd.Series(_fast.string_array(codes, strings)), want)
+
+
+def test_frame_layout_matches_sort_order_and_bounds() -> None:
+    rng = np.random.default_rng(14)
+    for _ in range(200):
+        n = int(rng.integers(1, 60))
+        part = np.sort(rng.integers(0, 2, n)).astype(np.intp)
+        trial = rng.integers(0, 3, n).astype(np.int64)
+        eye = rng.integers(0, 2, n).astype(np.intp)
+        t = rng.integers(0, 5, n).astype(np.int64)
+        if rng.random() < 0.5:
+            order = np.lexsort((t, eye, trial, part))
+            part, trial, eye, t = part[order], trial[order], eye[order], t[order]
+        ok, bounds = _kernels.frame_layout(part, trial, eye, t)
+        assert ok == (_sort_order(part, trial, eye, t) is None)
+        if ok:
+            change = np.flatnonzero((np.diff(part) != 0) | (np.diff(trial) != 0)) + 1
+            np.testing.assert_array_equal(bounds, np.concatenate(([0], change, [n])))
+
+
+def test_kahan_group_sum_matches_pandas() -> None:
+    rng = np.random.default_rng(15)
+    for _ in range(100):
+        n = int(rng.integers(2, 2000))
+        g = int(rng.integers(2, 40))
+        v = rng.standard_normal(n) * 10.0 ** rng.uniform(-3, 8, n)
+        labels = rng.integers(0, g, n).astype(np.intp)
+        ref = pd.Series(v).groupby(labels).sum()
+        got = _kernels.kahan_group_sum(v, labels, g)[ref.index.to_numpy()]
+        np.testing.assert_array_equal(got, ref.to_numpy())
+
+
+def test_match_strings_needs_distinct_lengths() -> None:
+    # Equal-length candidates cannot be told apart by length: the caller then hashes.
+    arr = pa.array(["left", "both"], type=pa.large_string())
+    assert _fast._arrow_codes(arr, ("left", "both")) is None
+    codes, uniques = _fast._codes_of(pd.Series(["left", "both", "left"], dtype="str"), ("both", "left"))
+    np.testing.assert_array_equal(codes, [1, 0, 1])
+    assert uniques == ["both", "left"]
