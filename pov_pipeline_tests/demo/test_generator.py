@@ -232,3 +232,13 @@ def test_progress_callback(tmp_path: Path) -> None:
     generate_study(tmp_path, DemoSize(2, 3, 1.0), seed=1, progress=lambda s, i, n: calls.append((s, i, n)))
     assert calls[:3] == [("stimuli", 1, 3), ("stimuli", 2, 3), ("stimuli", 3, 3)]
     assert calls[-1] == ("participants", 2, 2)
+
+
+def test_only_verification_moves_the_answer() -> None:
+    # The shuffled-fixation ablation relies on this: without a direct word → object comparison the
+    # answer distribution does not depend on which AOIs were looked at.
+    from pov_pipeline.demo.scanpath import BASE_LOGITS, STRICTNESS_LOGITS
+
+    for table in (BASE_LOGITS, STRICTNESS_LOGITS):
+        assert (table[:, 1] == table[:, 2]).all() and (table[:, 1] == table[:, 3]).all()
+        assert not (table[:, 0] == table[:, 1]).all()
