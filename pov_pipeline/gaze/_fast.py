@@ -2,8 +2,8 @@
 
 :func:`detect_frame` runs a detector over every trial of a frame at once: the trials lie end to end
 in one set of arrays, ``bounds`` marks where each begins. The steps whose numpy implementation may
-round differently from compiled code (``arctan``, the Savitzky-Golay convolution, sorting) run in
-numpy over the whole frame; everything else runs in :mod:`pov_pipeline.gaze._kernels`. Labels,
+round differently from compiled code (``arctan``, the Savitzky-Golay convolution) run in numpy
+over the whole frame; everything else runs in :mod:`pov_pipeline.gaze._kernels`. Labels,
 speeds, adapted thresholds and event values are bit-identical to the per-trial numpy reference in
 :mod:`pov_pipeline.gaze.detection`, which stays the readable specification (``engine="numpy"``).
 
@@ -134,13 +134,6 @@ def _savgol_window(p: AdaptiveParams, dt: float) -> int:
     return max(2 * (_samples(p.smoothing_window_ms, dt) // 2) + 1, min_win)
 
 
-def _sort_segments(buf: FloatArray, offsets: IntArray) -> None:
-    """Sort each ``buf[offsets[k]:offsets[k + 1]]`` in place (numpy's sort; ten values or more)."""
-    sizes = np.diff(offsets)
-    for k in np.flatnonzero(sizes >= 10):
-        buf[offsets[k] : offsets[k + 1]].sort()
-
-
 def _adaptive_frame(
     t: FloatArray,
     x: FloatArray,
@@ -201,9 +194,9 @@ def _adaptive_frame(
                 kern.savgol_assemble(core, a, dst, bounds, tr, win)
     pv = _adaptive_param_vector(p)
     v, v_sub, v_off = kern.adaptive_speed(vx, vy, bounds)
-    _sort_segments(v_sub, v_off)
+    kern.sort_segments(v_sub, v_off)
     step, info, q_sub, q_off = kern.adaptive_steps(t, xd, yd, v, v_sub, v_off, bounds, pv)
-    _sort_segments(q_sub, q_off)
+    kern.sort_segments(q_sub, q_off)
     lab = kern.adaptive_labels(t, xd, yd, v, step, lost, q_sub, q_off, bounds, dts, info, pv)
     infos: list[dict[str, Any]] = []
     if with_info:

@@ -39,6 +39,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+import pyarrow as pa
 
 from pov_pipeline.gaze import _kernels
 from pov_pipeline.schemas import AOI_BACKGROUND, AOI_OFF_SCREEN
@@ -706,6 +707,20 @@ def _hit_test_stimuli(
     return aoi_index, distance_px, n_candidates
 
 
+def _string_column(values: np.ndarray, code: np.ndarray, index: pd.Index) -> pd.Series:
+    """``str`` column of ``[*values, background, off_screen][code]``.
+
+    Built in Arrow from the few distinct labels: converting one Python string per fixation is
+    what an object array costs. Labels Arrow does not take as strings go the object way.
+    """
+    labels = np.r_[np.asarray(values, dtype=object), np.array([AOI_BACKGROUND, AOI_OFF_SCREEN], dtype=object)]
+    try:
+        table = pa.array(labels, type=pa.large_string(), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pd.Series(labels[code], index=index, dtype="str")
+    return pd.Series(pd.array(table.take(pa.array(code)), dtype="str"), index=index)
+
+
 def map_fixations_to_aois(
     fixations: pd.DataFrame,
     aois: pd.DataFrame | StimulusAois,
@@ -768,20 +783,18 @@ def map_fixations_to_aois(
         x[on_idx], y[on_idx], stimulus, st, tolerance_px=tolerance_px, overlap_rule=overlap_rule
     )
     hit = idx >= 0
-    aoi_id = np.full(n, AOI_BACKGROUND, dtype=object)
-    aoi_kind = np.full(n, AOI_BACKGROUND, dtype=object)
+    # Row codes into the AOI rows, then background and off-screen after them.
+    m = len(st.aoi_id)
+    code = np.full(n, m, dtype=np.int64)
+    code[on_idx[hit]] = idx[hit]
+    code[~on_screen] = m + 1
     distance_px = np.full(n, np.nan)
     n_candidates = np.zeros(n, dtype=np.int32)
-    aoi_id[on_idx[hit]] = st.aoi_id[idx[hit]]
-    aoi_kind[on_idx[hit]] = st.aoi_kind[idx[hit]]
     distance_px[on_idx] = dist
     n_candidates[on_idx] = ncand
-
-    aoi_id[~on_screen] = AOI_OFF_SCREEN
-    aoi_kind[~on_screen] = AOI_OFF_SCREEN
     distance_px[~on_screen] = np.nan
-    out["aoi_id"] = pd.Series(aoi_id, index=out.index, dtype="str")
-    out["aoi_kind"] = pd.Series(aoi_kind, index=out.index, dtype="str")
+    out["aoi_id"] = _string_column(st.aoi_id, code, out.index)
+    out["aoi_kind"] = _string_column(st.aoi_kind, code, out.index)
     out["distance_deg"] = distance_px * float(deg_per_px)
     out["n_candidates"] = n_candidates
     return out
