@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
-from pov_pipeline.ingest._lines import LineFile, parse_numbers, unquote
+from pov_pipeline.ingest._lines import LineFile, cast_numbers, has_byte, parse_numbers, unquote
 from pov_pipeline.ingest.errors import GazeFormatError
 
 _UNIT_SUFFIX = re.compile(r"\s*\[([^\]]*)\]\s*$")
@@ -90,10 +90,20 @@ class DelimitedTable:
         rows: np.ndarray | None = None,
     ) -> np.ndarray:
         """The column (or its ``rows``) as float64; ``,`` is a decimal separator unless it delimits."""
+        if rows is not None:
+            # Casting the whole column and picking rows from the floats is cheaper than picking
+            # strings; a column the plain cast rejects (a comma, a bad token, maybe in a row not
+            # asked for) goes the general way below, which decides and reports as before.
+            full = self._raw(name, None)
+            if not has_byte(full, ","):
+                try:
+                    return cast_numbers(full, null_tokens, False)[rows]
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                    pass
         # Untrimmed tokens first: trimming every column costs more than the parse itself, and
         # parse_numbers trims only when the plain cast fails.
         tokens = self._raw(name, rows)
-        decimal_comma = self.delimiter != "," and pc.any(pc.match_substring(tokens, ",")).as_py()
+        decimal_comma = self.delimiter != "," and has_byte(tokens, ",")
         return parse_numbers(
             tokens,
             path=self.path,
@@ -125,7 +135,7 @@ def read_delimited(lf: LineFile, delimiter: str | None, notes: list[str]) -> Del
     if not len(nonempty):
         raise GazeFormatError(path, "a header row", "an empty file")
     header_index = int(nonempty[0])
-    header_line = lf.lines[header_index].as_py()
+    header_line = lf.line_text(header_index)
     if delimiter is None:
         delimiter = sniff_delimiter(header_line)
     elif delimiter not in header_line:
@@ -152,7 +162,7 @@ def read_delimited(lf: LineFile, delimiter: str | None, notes: list[str]) -> Del
         empty = [pa.array([], pa.string()) for _ in header]
         return DelimitedTable(path, header, names, units, empty, np.zeros(0, np.int64), delimiter)
 
-    last_text = lf.lines[lf.n_lines - 1].as_py() if not lf.ends_with_newline else None
+    last_text = lf.line_text(lf.n_lines - 1) if not lf.ends_with_newline else None
     problems: list[tuple[int, str]] = []
     skipped: list[str] = []
 

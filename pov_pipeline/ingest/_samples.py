@@ -142,7 +142,23 @@ def measured_rate_hz(t_us: np.ndarray) -> float | None:
     dt = dt[dt > 0]
     if not len(dt):
         return None
-    return round(1e6 / float(np.median(dt)), 3)
+    return round(1e6 / _median_int(dt), 3)
+
+
+def _median_int(values: np.ndarray) -> float:
+    """``np.median`` of positive integers, by counting when their range is small.
+
+    Sampling intervals are nearly all equal, which is the worst case of ``np.partition`` (100 ms
+    on 0.5M intervals, against 2 ms for a histogram of them).
+    """
+    lo, hi = int(values.min()), int(values.max())
+    if values.dtype.kind not in "iu" or hi - lo > 4 * len(values) + 1024:
+        return float(np.median(values))
+    cum = np.cumsum(np.bincount(values - lo))
+    n = len(values)
+    kth = np.searchsorted(cum, [(n - 1) // 2, n // 2], side="right") + lo
+    # The mean of the two middle values, computed as np.median computes it.
+    return float(np.mean(kth.astype(values.dtype)))
 
 
 def _strings(codes: np.ndarray, values: Sequence[str]) -> pa.Array:
@@ -183,11 +199,12 @@ def build_samples(
     validate_participant_id(participant)
     n = len(t_us)
     eyes = [eye for eye in EYES if eye in per_eye]
-    columns: dict[str, list[np.ndarray]] = {k: [] for k in ("x", "y", "pupil", "valid", "eye", "row")}
-    for code, eye in enumerate(eyes):
+    columns: dict[str, list[np.ndarray]] = {k: [] for k in ("x", "y", "pupil", "valid")}
+    segments: list[np.ndarray | None] = []
+    for eye in eyes:
         x, y, pupil, valid, present = per_eye[eye]
         if present is None or present.all():
-            rows = np.arange(n)
+            rows = None
         else:
             rows = np.flatnonzero(present)
             x, y, pupil, valid = x[rows], y[rows], pupil[rows], valid[rows]
@@ -196,12 +213,16 @@ def build_samples(
         columns["y"].append(np.where(ok, y, np.nan).astype(np.float32))
         columns["pupil"].append(np.where(np.isfinite(pupil), pupil, np.nan).astype(np.float32))
         columns["valid"].append(ok)
-        columns["eye"].append(np.full(len(rows), code, dtype=np.int32))
-        columns["row"].append(rows)
-    cat = {k: (np.concatenate(v) if v else np.zeros(0)) for k, v in columns.items()}
-    rows = cat["row"].astype(np.int64)
-    all_eye = cat["eye"].astype(np.int32)
-    all_trial = trial.astype(np.int64)[rows]
+        segments.append(rows)
+    cat = {
+        k: (np.concatenate(v) if len(v) > 1 else v[0]) if v else np.zeros(0, np.float32)
+        for k, v in columns.items()
+    }
+    seg_rows = [np.arange(n) if r is None else r for r in segments]
+    rows = np.concatenate(seg_rows) if seg_rows else np.zeros(0, np.int64)
+    all_eye = np.repeat(np.arange(len(eyes), dtype=np.int32), [len(r) for r in seg_rows])
+    trial64 = trial.astype(np.int64, copy=False)
+    all_trial = trial64[rows]
     # Rows are in time order within each eye already, so a stable sort on (trial, eye) suffices.
     key = (all_trial - (all_trial.min() if len(all_trial) else 0)) * max(len(eyes), 1) + all_eye
     if np.any(key[1:] < key[:-1]):
@@ -212,11 +233,11 @@ def build_samples(
         _strings(np.zeros(len(rows), np.int32), [participant]),
         pa.array(all_trial.astype(np.int32)),
         _strings(stimulus_code[rows], stimulus_ids),
-        pa.array(t_us.astype(np.int64)[rows]),
-        pa.array(cat["x"].astype(np.float32)),
-        pa.array(cat["y"].astype(np.float32)),
-        pa.array(cat["pupil"].astype(np.float32)),
-        pa.array(cat["valid"].astype(bool)),
+        pa.array(t_us.astype(np.int64, copy=False)[rows]),
+        pa.array(cat["x"].astype(np.float32, copy=False)),
+        pa.array(cat["y"].astype(np.float32, copy=False)),
+        pa.array(cat["pupil"].astype(np.float32, copy=False)),
+        pa.array(cat["valid"].astype(bool, copy=False)),
         _strings(all_eye, eyes),
     ]
     return pa.Table.from_arrays(arrays, schema=RAW_GAZE)

@@ -34,13 +34,16 @@ def _validity(table: DelimitedTable, name: str | None, rows: np.ndarray, max_cod
     if name is None:
         return np.ones(len(rows), dtype=bool)
     raw = table.strings(name, rows)
-    tokens = pc.utf8_lower(raw)
+    # A validity column holds a handful of distinct words or codes: judge those, not every row.
+    encoded = pc.dictionary_encode(raw)
+    index = encoded.indices.to_numpy(zero_copy_only=False)
+    tokens = pc.utf8_lower(encoded.dictionary)
     is_code = pc.match_substring_regex(tokens, r"^[0-9]+$")
     if pc.all(pc.or_(is_code, pc.equal(tokens, ""))).as_py():
         codes = table.numbers(name, "a validity code 0-4", rows=rows)
         return np.nan_to_num(codes, nan=np.inf) <= max_code
-    known = pc.is_in(tokens, value_set=pa.array(["valid", "invalid", ""]))
-    unknown = np.flatnonzero(~known.to_numpy(zero_copy_only=False))
+    known = pc.is_in(tokens, value_set=pa.array(["valid", "invalid", ""])).to_numpy(zero_copy_only=False)
+    unknown = np.flatnonzero(~known[index])
     if len(unknown):
         i = int(unknown[0])
         raise GazeFormatError(
@@ -51,7 +54,7 @@ def _validity(table: DelimitedTable, name: str | None, rows: np.ndarray, max_cod
             column=name,
         )
     # An empty validity field says nothing: the coordinates decide.
-    return pc.not_equal(tokens, "invalid").to_numpy(zero_copy_only=False)
+    return pc.not_equal(tokens, "invalid").to_numpy(zero_copy_only=False)[index]
 
 
 def _events_to_markers(
@@ -180,9 +183,10 @@ def read_tobii_prolab_tsv(
         report["trial_marker"] = "events"
         trial_index = assign_trials(sample_rows, markers)
         labels, stimuli = markers.start_labels, list(markers.stimulus_ids)
-        if stim_names is not None:
+        unnamed = np.flatnonzero(np.array([s == "" for s in stimuli], dtype=bool))
+        if stim_names is not None and len(unnamed):
             sample_stim = table.strings(stim_col, sample_rows).to_numpy(zero_copy_only=False)
-            for k in np.flatnonzero(np.array([s == "" for s in stimuli], dtype=bool)):
+            for k in unnamed:
                 named = np.flatnonzero((trial_index == k) & (sample_stim != ""))
                 if len(named):
                     stimuli[k] = str(sample_stim[named[0]])
