@@ -171,8 +171,7 @@ def _adaptive_frame(
         # Single-sample spikes are tracker artefacts; a median keeps saccade edges intact.
         xd = kern.median3(xd, bounds)
         yd = kern.median3(yd, bounds)
-    vx = np.empty(n)
-    vy = np.empty(n)
+    v = np.empty(n)
     n_tr = bounds.size - 1
     wins = np.empty(n_tr, dtype=np.intp)
     lengths = np.diff(bounds)
@@ -187,13 +186,15 @@ def _adaptive_frame(
         else:
             spans = [(int(bounds[k]), int(bounds[k + 1]), trials[i : i + 1]) for i, k in enumerate(trials)]
         for a, b, tr in spans:
-            for src, dst in ((xd, vx), (yd, vy)):
-                # The same convolution as savitzky_golay: trials far from the window edges get
-                # exactly the values a per-trial call gives, the edges are held per trial.
-                core = np.convolve(src[a:b], coeffs, mode="valid") if b - a >= win else np.zeros(1)
-                kern.savgol_assemble(core, a, dst, bounds, tr, win)
+            # The same convolution as savitzky_golay: trials far from the window edges get
+            # exactly the values a per-trial call gives, the edges are held per trial.
+            cores = [
+                np.convolve(src[a:b], coeffs, mode="valid") if b - a >= win else np.zeros(1)
+                for src in (xd, yd)
+            ]
+            kern.savgol_speed(cores[0], cores[1], a, v, bounds, tr, win)
     pv = _adaptive_param_vector(p)
-    v, v_sub, v_off = kern.adaptive_speed(vx, vy, bounds)
+    v_sub, v_off = kern.finite_subsets(v, bounds)
     kern.sort_segments(v_sub, v_off)
     step, info, q_sub, q_off = kern.adaptive_steps(t, xd, yd, v, v_sub, v_off, bounds, pv)
     kern.sort_segments(q_sub, q_off)
@@ -403,18 +404,26 @@ def detect_trials_fast(
     t_raw = t_raw_in = samples["t_us"].to_numpy(np.int64)
     in_order, bounds = kern.frame_layout(part_codes, trial_vals, eye_codes, t_raw)
     order = None if in_order else _sort_order(part_codes, trial_vals, eye_codes, t_raw)
-    x_all = samples["x_px"].to_numpy(np.float64)
-    y_all = samples["y_px"].to_numpy(np.float64)
-    if order is not None:
+    x_src = samples["x_px"].to_numpy()
+    y_src = samples["y_px"].to_numpy()
+    masked = False
+    if order is None and "valid" in samples and x_src.dtype.kind == "f" and y_src.dtype.kind == "f":
+        # Cast and blank the invalid samples in one pass: a fresh array the masking may write.
+        valid = samples["valid"].to_numpy(bool)
+        x_all = kern.masked_float64(x_src, valid)
+        y_all = kern.masked_float64(y_src, valid)
+        masked = True
+    elif order is not None:
         part_codes, trial_vals, t_raw, eye_codes = (
             a[order] for a in (part_codes, trial_vals, t_raw, eye_codes)
         )
-        x_all, y_all = x_all[order], y_all[order]
+        x_all = samples["x_px"].to_numpy(np.float64)[order]
+        y_all = samples["y_px"].to_numpy(np.float64)[order]
     else:
         # The detectors never write into their input, but the NaN masking below does.
-        x_all = x_all.astype(np.float64, copy=True)
-        y_all = y_all.astype(np.float64, copy=True)
-    if "valid" in samples:
+        x_all = samples["x_px"].to_numpy(np.float64).astype(np.float64, copy=True)
+        y_all = samples["y_px"].to_numpy(np.float64).astype(np.float64, copy=True)
+    if "valid" in samples and not masked:
         bad = ~samples["valid"].to_numpy(bool)
         if order is not None:
             bad = bad[order]

@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 if "NUMBA_CACHE_DIR" not in os.environ and not os.access(Path(__file__).parent, os.W_OK):
     # numba would otherwise try the user cache folder, which may be read-only too (containers).
@@ -381,6 +382,67 @@ def _true_runs(m: BoolArray) -> tuple[IntArray, IntArray]:
 
 
 @njit(cache=True)
+def _runs_above(a: FloatArray, thr: float) -> tuple[IntArray, IntArray]:
+    """``_true_runs(a > thr)`` in one pass, without the mask."""
+    n = a.size
+    # A run takes at least two samples of the mask (itself and a gap), so this bounds the count;
+    # untouched pages of the buffers are never faulted in.
+    rs = np.empty((n + 1) // 2, dtype=np.intp)
+    re = np.empty((n + 1) // 2, dtype=np.intp)
+    c = 0
+    inside = False
+    for i in range(n):
+        hi = a[i] > thr
+        if hi and not inside:
+            rs[c] = i
+        elif inside and not hi:
+            re[c] = i
+            c += 1
+        inside = hi
+    if inside:
+        re[c] = n
+        c += 1
+    return rs[:c], re[:c]
+
+
+@njit(cache=True)
+def _peak_edges(step: FloatArray, s_on: float, ps: IntArray, pe: IntArray) -> tuple[IntArray, IntArray]:
+    """Widen the peaks ``[ps, pe)`` back and forth to the samples reached slowly (``step < s_on``).
+
+    Onset: one past the last slow sample before the peak (0 when none); offset: the first slow
+    sample at or after its end (``n`` when none). Each scan stops at the neighbouring peak and
+    takes that peak's answer when it finds nothing, so all scans together cost one pass.
+    """
+    n = step.size
+    m = ps.size
+    onset = np.empty(m, dtype=np.intp)
+    offset = np.empty(m, dtype=np.intp)
+    prev = 0
+    for r in range(m):
+        a = ps[r]
+        stop = ps[r - 1] if r > 0 else 0
+        o = prev if r > 0 else 0
+        for i in range(a - 1, stop - 1, -1):
+            if not step[i] >= s_on:
+                o = i + 1
+                break
+        onset[r] = min(o, a)
+        prev = o
+    nxt = n
+    for r in range(m - 1, -1, -1):
+        b = pe[r]
+        stop = pe[r + 1] if r < m - 1 else n
+        f = nxt if r < m - 1 else n
+        for i in range(b, stop):
+            if not step[i] >= s_on:
+                f = i
+                break
+        offset[r] = max(f, b)
+        nxt = f
+    return onset, offset
+
+
+@njit(cache=True)
 def _window_mean(
     xd: FloatArray, yd: FloatArray, lo: int, hi: int, k: int, buf: FloatArray
 ) -> tuple[float, float, int]:
@@ -600,6 +662,87 @@ def savgol_assemble(
             out[i] = core[i - half - core_offset]
         for i in range(b - half, b):
             out[i] = last
+
+
+@njit(cache=True)
+def savgol_speed(
+    core_x: FloatArray,
+    core_y: FloatArray,
+    core_offset: int,
+    v: FloatArray,
+    bounds: IntArray,
+    trials: IntArray,
+    window: int,
+) -> None:
+    """:func:`savgol_assemble` of both velocity components, written as the speed into ``v``.
+
+    The components are never stored: ``v = sqrt(vx**2 + vy**2)`` with the arithmetic of
+    :func:`adaptive_speed`.
+    """
+    half = window // 2
+    for k in trials:
+        a, b = bounds[k], bounds[k + 1]
+        if b - a < window:
+            v[a:b] = np.nan
+            continue
+        fx = core_x[a - core_offset]
+        fy = core_y[a - core_offset]
+        first = np.sqrt(fx * fx + fy * fy)
+        lx = core_x[b - window - core_offset]
+        ly = core_y[b - window - core_offset]
+        last = np.sqrt(lx * lx + ly * ly)
+        for i in range(a, a + half):
+            v[i] = first
+        # Shifted views indexed from zero: the loop then compiles to vector code.
+        lo = a - core_offset
+        cx = core_x[lo : lo + b - a - 2 * half]
+        cy = core_y[lo : lo + b - a - 2 * half]
+        dst = v[a + half : b - half]
+        for i in range(dst.size):
+            qx = cx[i] * cx[i]
+            qy = cy[i] * cy[i]
+            dst[i] = np.sqrt(qx + qy)
+        for i in range(b - half, b):
+            v[i] = last
+
+
+@njit(cache=True)
+def finite_subsets(v: FloatArray, bounds: IntArray) -> tuple[FloatArray, IntArray]:
+    """The subsets of :func:`adaptive_speed` (finite speeds per trial, thinned) and their offsets."""
+    n = v.size
+    buf = np.empty(n)
+    offsets = np.zeros(bounds.size, dtype=np.intp)
+    for k in range(bounds.size - 1):
+        lo, hi = bounds[k], bounds[k + 1]
+        o = offsets[k]
+        # Unthinned (the usual case), branch-free: every value is written, the position only
+        # advances past kept ones. ``o + m <= i`` (offsets never pass bounds), so no write
+        # lands beyond the trial's own slice or clobbers an unread value.
+        m = 0
+        for i in range(lo, hi):
+            buf[o + m] = v[i]
+            m += np.isfinite(v[i])
+        stride = _subset_stride(m, hi - lo)
+        if stride > 1:
+            m = 0
+            c = 0
+            for i in range(lo, hi):
+                if np.isfinite(v[i]):
+                    if c % stride == 0:
+                        buf[o + m] = v[i]
+                        m += 1
+                    c += 1
+        offsets[k + 1] = o + m
+    return buf, offsets
+
+
+@njit(cache=True)
+def masked_float64(a: npt.NDArray[Any], valid: BoolArray) -> FloatArray:
+    """``a`` as ``float64``, NaN where not ``valid`` (one pass instead of a cast and a masked store)."""
+    out = np.empty(a.size)
+    for i in range(a.size):
+        out[i] = np.float64(a[i]) if valid[i] else np.nan
+    return out
 
 
 @njit(cache=True)
@@ -1135,7 +1278,6 @@ def adaptive_steps(
     n_tr = bounds.size - 1
     info = np.zeros((n_tr, 7))
     step = np.empty(n)
-    quiet_mask = np.empty(n, dtype=np.bool_)
     for k in range(n_tr):
         a, b = bounds[k], bounds[k + 1]
         lo = v_offsets[k]
@@ -1175,15 +1317,37 @@ def adaptive_steps(
             ddy = ddy * ddy
             s = np.sqrt(ddx + ddy) / ((t1[i] - t0[i]) * 1e-6)
             out[i] = s if np.isfinite(s) else 0.0
-        vs, ss, qs = v[a:b], step[a:b], quiet_mask[a:b]
-        for i in range(b - a):
-            qs[i] = (not vs[i] >= pt) and ss[i] > 0
     buf = np.empty(n)
     offsets = np.zeros(bounds.size, dtype=np.intp)
     for k in range(n_tr):
-        m = _copy_subset(step, quiet_mask, bounds[k], bounds[k + 1], buf, offsets[k])
+        m = _copy_quiet(step, v, info[k, 0], bounds[k], bounds[k + 1], buf, offsets[k])
         offsets[k + 1] = offsets[k] + m
     return step, info, buf, offsets
+
+
+@njit(cache=True)
+def _copy_quiet(step: FloatArray, v: FloatArray, pt: float, lo: int, hi: int, out: FloatArray, o: int) -> int:
+    """``_copy_subset`` of ``step`` kept where the speed is below ``pt`` and the step positive.
+
+    The mask is never stored, and the unthinned copy (the usual case) is branch-free: every value
+    is written, the position only advances past kept ones (``o + m <= i``: nothing is clobbered).
+    """
+    m = 0
+    for i in range(lo, hi):
+        out[o + m] = step[i]
+        m += (not v[i] >= pt) & (step[i] > 0)
+    stride = _subset_stride(m, hi - lo)
+    if stride == 1:
+        return m
+    m = 0
+    c = 0
+    for i in range(lo, hi):
+        if (not v[i] >= pt) and step[i] > 0:
+            if c % stride == 0:
+                out[o + m] = step[i]
+                m += 1
+            c += 1
+    return m
 
 
 @njit(cache=True)
@@ -1238,33 +1402,9 @@ def _adaptive_trial(
     s_on = max(s_med + p[2] * s_sd, p[5])
     s_pso = max(s_med + p[12] * s_sd, p[5])
     lab[:] = FIXATION
-    fast = np.empty(n, dtype=np.bool_)
-    for i in range(n):
-        fast[i] = v[i] > pt
-    ps, pe = _true_runs(fast)
+    ps, pe = _runs_above(v, pt)
     if ps.size:
-        # Last sample at or before i reached slowly, and first at or after i (step < s_on).
-        prev_slow = np.empty(n, dtype=np.intp)
-        next_slow = np.empty(n, dtype=np.intp)
-        last = -1
-        for i in range(n):
-            if not step[i] >= s_on:
-                last = i
-            prev_slow[i] = last
-        nxt = n
-        for i in range(n - 1, -1, -1):
-            if not step[i] >= s_on:
-                nxt = i
-            next_slow[i] = nxt
-        onset = np.empty(ps.size, dtype=np.intp)
-        offset = np.empty(ps.size, dtype=np.intp)
-        for r in range(ps.size):
-            a = ps[r]
-            o = prev_slow[max(a - 1, 0)] + 1 if a > 0 else 0
-            onset[r] = min(o, a)
-            b = pe[r]
-            f = next_slow[min(b, n - 1)] if b < n else n
-            offset[r] = max(f, b)
+        onset, offset = _peak_edges(step, s_on, ps, pe)
         sac_s, sac_e = _merge_sorted(onset, offset, n)
         keep = np.empty(sac_s.size, dtype=np.bool_)
         for r in range(sac_s.size):
@@ -1305,10 +1445,7 @@ def _adaptive_trial(
         for r in range(ms.size):
             lab[ms[r] : me[r]] = PSO
 
-        moving = np.empty(n, dtype=np.bool_)
-        for i in range(n):
-            moving[i] = step[i] > s_pso
-        hs, he = _true_runs(moving)
+        hs, he = _runs_above(step, s_pso)
         gap = _samples(p[13], dt) if p[13] > 0 else 0
         if gap and hs.size > 1:
             ends = np.empty(hs.size, dtype=np.intp)

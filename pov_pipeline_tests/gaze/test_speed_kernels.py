@@ -116,3 +116,84 @@ def test_match_strings_needs_distinct_lengths() -> None:
     codes, uniques = _fast._codes_of(pd.Series(["left", "both", "left"], dtype="str"), ("both", "left"))
     np.testing.assert_array_equal(codes, [1, 0, 1])
     assert uniques == ["both", "left"]
+
+
+def _slow_edges(step: np.ndarray, s_on: float, ps: np.ndarray, pe: np.ndarray) -> tuple[list[int], list[int]]:
+    """Onsets and offsets of the peaks from the last/next slow sample, looked up naively."""
+    n = step.size
+    slow = ~(step >= s_on)
+    onset, offset = [], []
+    for a, b in zip(ps.tolist(), pe.tolist(), strict=True):
+        before = np.flatnonzero(slow[:a])
+        onset.append(min(int(before[-1]) + 1 if before.size else 0, a))
+        after = np.flatnonzero(slow[b:])
+        offset.append(max(b + int(after[0]) if after.size else n, b))
+    return onset, offset
+
+
+def test_runs_above_and_peak_edges_match_masks() -> None:
+    rng = np.random.default_rng(21)
+    for _ in range(400):
+        n = int(rng.integers(1, 120))
+        v = np.round(rng.exponential(size=n) * 3, 1)
+        v[rng.random(n) < 0.1] = np.nan
+        thr = float(rng.choice(v[np.isfinite(v)])) if np.isfinite(v).any() and rng.random() < 0.5 else 3.0
+        rs, re = _kernels._runs_above(v, thr)
+        ref_s, ref_e = _kernels._true_runs(v > thr)
+        np.testing.assert_array_equal(rs, ref_s)
+        np.testing.assert_array_equal(re, ref_e)
+        step = np.round(rng.exponential(size=n) * 3, 1)
+        step[rng.random(n) < 0.1] = np.nan
+        s_on = float(rng.uniform(0, 6))
+        onset, offset = _kernels._peak_edges(step, s_on, rs, re)
+        ref_on, ref_off = _slow_edges(step, s_on, rs, re)
+        assert onset.tolist() == ref_on
+        assert offset.tolist() == ref_off
+
+
+def test_savgol_speed_and_finite_subsets_match_components() -> None:
+    rng = np.random.default_rng(22)
+    # The last trial is over THRESHOLD_SAMPLE_CAP, so its subset is thinned.
+    bounds = np.array([0, 3, 40, 41, 140, 300_140], dtype=np.intp)
+    n = int(bounds[-1])
+    xd = rng.standard_normal(n).cumsum()
+    yd = rng.standard_normal(n).cumsum()
+    xd[rng.random(n) < 0.05] = np.nan
+    win = 7
+    coeffs = np.linspace(-1.0, 1.0, win)
+    trials = np.arange(bounds.size - 1, dtype=np.intp)
+    cores = [np.convolve(src, coeffs, mode="valid") for src in (xd, yd)]
+    vx, vy, v = np.empty(n), np.empty(n), np.empty(n)
+    _kernels.savgol_assemble(cores[0], 0, vx, bounds, trials, win)
+    _kernels.savgol_assemble(cores[1], 0, vy, bounds, trials, win)
+    _kernels.savgol_speed(cores[0], cores[1], 0, v, bounds, trials, win)
+    ref_v, ref_sub, ref_off = _kernels.adaptive_speed(vx, vy, bounds)
+    np.testing.assert_array_equal(v, ref_v)
+    sub, off = _kernels.finite_subsets(v, bounds)
+    np.testing.assert_array_equal(off, ref_off)
+    np.testing.assert_array_equal(sub[: off[-1]], ref_sub[: ref_off[-1]])
+
+
+def test_masked_float64_matches_cast_and_mask() -> None:
+    rng = np.random.default_rng(23)
+    x = (rng.random(1000) * 1920).astype(np.float32)
+    x[::17] = np.nan
+    valid = rng.random(1000) < 0.9
+    ref = x.astype(np.float64)
+    ref[~valid] = np.nan
+    np.testing.assert_array_equal(_kernels.masked_float64(x, valid), ref)
+
+
+def test_rad_to_deg_multiplication_is_np_degrees() -> None:
+    from pov_pipeline.gaze.detection import _RAD_TO_DEG
+
+    rng = np.random.default_rng(24)
+    a = np.concatenate(
+        [
+            rng.standard_normal(200_000) * 10.0 ** rng.uniform(-300, 300, 200_000),
+            rng.uniform(-np.pi / 2, np.pi / 2, 200_000),
+            [np.nan, np.inf, -np.inf, 0.0, -0.0, 5e-324, -5e-324],
+        ]
+    )
+    with np.errstate(over="ignore"):
+        np.testing.assert_array_equal((a * _RAD_TO_DEG).view(np.int64), np.degrees(a).view(np.int64))
