@@ -12,7 +12,8 @@ says it is already there, then times, participant by participant (all of them, o
 - ingest: ``read_session`` + ``read_gaze`` (samples/s and MB/s of the gaze exports);
 - detection: ``detect_trials`` with the default method and with ``ivt``;
 - data quality: ``trial_quality`` + ``quality_flags``;
-- AOI mapping: the fixations of the default method → ``map_fixations_to_aois`` against the AOI
+- AOI mapping: the fixations of the default method → ``gaze_offsets`` (calibration offset per
+  session) → ``map_fixations_to_aois`` against the AOI
   table parsed once per study (``prepare_stimulus_aois``), as the ``aoi_hits`` asset does for
   all sessions of a run (the parse is timed once and printed separately);
 - dwell: ``dwell_metrics``;
@@ -65,6 +66,7 @@ import pandas as pd  # noqa: E402
 
 from pov_pipeline.gaze.aoi import StimulusAois, dwell_metrics, map_fixations_to_aois, prepare_stimulus_aois  # noqa: E402
 from pov_pipeline.gaze.detection import DEFAULT_METHOD, detect_trials  # noqa: E402
+from pov_pipeline.gaze.drift import aoi_box_table, apply_gaze_offsets, gaze_offsets  # noqa: E402
 from pov_pipeline.gaze.geometry import ScreenGeometry  # noqa: E402
 from pov_pipeline.gaze.quality import quality_flags, trial_quality  # noqa: E402
 from pov_pipeline.gaze.transitions import aoi_sequences, transition_table  # noqa: E402
@@ -125,6 +127,14 @@ def geometry_of(session: SessionInfo) -> ScreenGeometry:
     )
 
 
+@dataclass(frozen=True)
+class StudyAois:
+    """The AOI table parsed once per study: for the mapping and for the offset estimate."""
+
+    prepared: StimulusAois
+    boxes: tuple[pd.Index, np.ndarray]
+
+
 def fixations_of(events: pd.DataFrame) -> pd.DataFrame:
     """What the ``fixations`` asset makes of ``gaze_events``."""
     table = events[events["event"] == "fixation"]
@@ -143,16 +153,19 @@ def quality_of(samples: pd.DataFrame, session: SessionInfo) -> pd.DataFrame:
     return quality_flags(quality, expected_sampling_rate_hz=float(session.sampling_rate_hz))
 
 
-def aoi_hits_of(fixations: pd.DataFrame, aois: StimulusAois, session: SessionInfo) -> pd.DataFrame:
+def aoi_hits_of(fixations: pd.DataFrame, aois: StudyAois, session: SessionInfo) -> pd.DataFrame:
+    """The ``gaze_offsets`` correction, then the ``aoi_hits`` mapping of a session's fixations."""
+    geometry = geometry_of(session)
+    offsets = gaze_offsets(fixations, aois.boxes, px_per_deg=1.0 / geometry.deg_per_px)
     return map_fixations_to_aois(
-        fixations,
-        aois,
+        apply_gaze_offsets(fixations, offsets),
+        aois.prepared,
         screen_px=(int(session.screen_px[0]), int(session.screen_px[1])),
-        deg_per_px=geometry_of(session).deg_per_px,
+        deg_per_px=geometry.deg_per_px,
     )
 
 
-def gaze_stage_from_samples(samples: pd.DataFrame, session: SessionInfo, aois: StimulusAois) -> pd.DataFrame:
+def gaze_stage_from_samples(samples: pd.DataFrame, session: SessionInfo, aois: StudyAois) -> pd.DataFrame:
     """In-memory raw_gaze samples → transitions: detection, fixations, AOIs, dwell, sequences."""
     _, events = detect_trials(samples, geometry_of(session), method=DEFAULT_METHOD)
     hits = aoi_hits_of(fixations_of(events), aois, session)
@@ -161,7 +174,7 @@ def gaze_stage_from_samples(samples: pd.DataFrame, session: SessionInfo, aois: S
     return transition_table(hits)
 
 
-def gaze_stage(folder: Path, participant: str, aois: StimulusAois) -> pd.DataFrame:
+def gaze_stage(folder: Path, participant: str, aois: StudyAois) -> pd.DataFrame:
     """Files → transitions for one participant, as the ingest and gaze assets chain it."""
     session = read_session(folder / "session.json")
     samples = read_gaze(folder, session, participant).samples.to_pandas()
@@ -173,7 +186,7 @@ def gaze_stage(folder: Path, participant: str, aois: StimulusAois) -> pd.DataFra
     return transition_table(hits)
 
 
-def measure_ours(landing: Path, participants: list[str], aois: StimulusAois, log) -> Timings:  # type: ignore[no-untyped-def]
+def measure_ours(landing: Path, participants: list[str], aois: StudyAois, log) -> Timings:  # type: ignore[no-untyped-def]
     """Each stage on each participant, in pipeline order, then the chained stage on its own."""
     tm = Timings()
     for k, pid in enumerate(participants, start=1):
@@ -302,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     aoi_table = read_aois(lake / "study").to_pandas()
     prepare_stimulus_aois(aoi_table)  # warm-up
     cpu = time.process_time()
-    aois = prepare_stimulus_aois(aoi_table)
+    aois = StudyAois(prepare_stimulus_aois(aoi_table), aoi_box_table(aoi_table))
     prepare_s = time.process_time() - cpu
     log(f"{len(participants)} participants in {landing}; 1 thread per pool; default method {DEFAULT_METHOD}")
     log(f"code: {code_version()}")
