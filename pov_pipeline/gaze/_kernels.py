@@ -31,6 +31,8 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
+from pov_pipeline.gaze.detection import EVENT_COLUMNS
+
 if os.environ.get("NUMBA_CACHE_DIR") and not numba.config.CACHE_DIR:
     numba.config.CACHE_DIR = os.environ["NUMBA_CACHE_DIR"]
 
@@ -77,22 +79,9 @@ ADAPTIVE_INFO: tuple[str, ...] = (
     "step_onset_deg_s",
 )
 
-#: Columns of :func:`event_table`'s float output, in order.
-EVENT_FLOAT_COLUMNS: tuple[str, ...] = (
-    "onset_ms",
-    "offset_ms",
-    "duration_ms",
-    "x_px",
-    "y_px",
-    "x_deg",
-    "y_deg",
-    "dispersion_deg",
-    "amplitude_deg",
-    "peak_velocity_deg_s",
-    "start_x_px",
-    "start_y_px",
-    "end_x_px",
-    "end_y_px",
+#: Columns of :func:`event_table`'s float output, in order: the event table's float columns.
+EVENT_FLOAT_COLUMNS: tuple[str, ...] = tuple(
+    c for c in EVENT_COLUMNS if c not in ("event", "start_index", "end_index", "n_samples")
 )
 
 

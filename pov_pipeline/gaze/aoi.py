@@ -249,8 +249,18 @@ def _ellipse_distance(x: np.ndarray, y: np.ndarray, ellipse: np.ndarray) -> np.n
     outside = g > 0.0
     if not outside.any():
         return out
-    u, v, z0, z1 = u[outside], v[outside], z0[outside], z1[outside]
-    r0 = (e0 / e1) ** 2
+    out[outside] = _outside_ellipse_distance(u[outside], v[outside], z0[outside], z1[outside], (e0 / e1) ** 2)
+    return out
+
+
+def _outside_ellipse_distance(
+    u: np.ndarray, v: np.ndarray, z0: np.ndarray, z1: np.ndarray, r0: np.ndarray | float
+) -> np.ndarray:
+    """Distance of first-quadrant points outside an ellipse with semi-axes ratio² ``r0`` (Eberly 2013).
+
+    ``(u, v)`` are the folded coordinates (major axis along u), ``(z0, z1)`` them divided by the
+    semi-axes; ``r0`` is a scalar or one value per point.
+    """
     n0 = r0 * z0
     # The root s of F(s) = (n0/(s+r0))^2 + (z1/(s+1))^2 - 1 is positive for outside points.
     # Each term alone reaching 1 bounds it below, and F is convex and decreasing there, so
@@ -267,8 +277,7 @@ def _ellipse_distance(x: np.ndarray, y: np.ndarray, ellipse: np.ndarray) -> np.n
         s = np.clip(s - f / np.where(df < 0.0, df, -1.0), lo, hi)
     qx = r0 * u / (s + r0)
     qy = v / (s + 1.0)
-    out[outside] = np.hypot(qx - u, qy - v)
-    return out
+    return np.hypot(qx - u, qy - v)
 
 
 def aoi_distances(x_px: np.ndarray, y_px: np.ndarray, aois: pd.DataFrame | PreparedAois) -> np.ndarray:
@@ -600,21 +609,8 @@ def _pair_ellipse_distance(x: np.ndarray, y: np.ndarray, e: np.ndarray) -> np.nd
     outside = g > 0.0
     if not outside.any():
         return out
-    u, v, z0, z1, r0 = u[outside], v[outside], z0[outside], z1[outside], r0[outside]
-    # Eberly's root finding exactly as in ``_ellipse_distance``, one ellipse per element.
-    n0 = r0 * z0
-    lo = np.maximum(np.maximum(n0 - r0, z1 - 1.0), 0.0)
-    hi = np.hypot(n0, z1) - 1.0
-    s = lo
-    for _ in range(_ELLIPSE_NEWTON_STEPS):
-        a = n0 / (s + r0)
-        b = z1 / (s + 1.0)
-        f = a * a + b * b - 1.0
-        df = -2.0 * (a * a / (s + r0) + b * b / (s + 1.0))
-        s = np.clip(s - f / np.where(df < 0.0, df, -1.0), lo, hi)
-    qx = r0 * u / (s + r0)
-    qy = v / (s + 1.0)
-    out[outside] = np.hypot(qx - u, qy - v)
+    # One ellipse per element: the same root finding as ``_ellipse_distance``.
+    out[outside] = _outside_ellipse_distance(u[outside], v[outside], z0[outside], z1[outside], r0[outside])
     return out
 
 

@@ -26,7 +26,12 @@ import numpy.typing as npt
 import pandas as pd
 from scipy.ndimage import uniform_filter
 
+from pov_pipeline.schemas import GAZE_OFFSETS
+
 FloatArray = npt.NDArray[np.float64]
+
+#: Columns of the ``gaze_offsets`` table, in order.
+GAZE_OFFSET_COLUMNS: tuple[str, ...] = tuple(GAZE_OFFSETS.names)
 
 
 @dataclass(frozen=True)
@@ -236,20 +241,6 @@ def gaze_offsets(
             }
         )
     return pd.DataFrame(rows, columns=GAZE_OFFSET_COLUMNS)
-
-
-GAZE_OFFSET_COLUMNS = (
-    "participant",
-    "eye",
-    "offset_x_px",
-    "offset_y_px",
-    "offset_x_deg",
-    "offset_y_deg",
-    "n_fixations",
-    "inside_share_before",
-    "inside_share_after",
-    "applied",
-)
 
 
 def apply_gaze_offsets(fixations: pd.DataFrame, offsets: pd.DataFrame) -> pd.DataFrame:

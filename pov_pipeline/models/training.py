@@ -399,18 +399,25 @@ def _naive(train_y: np.ndarray, train_p: np.ndarray, test_p: np.ndarray) -> dict
     return {"naive": naive, "naive_participant": pp}
 
 
+def _trial_key(protocol: str, model: str, fold: int, sub: pd.DataFrame) -> dict[str, object]:
+    """The leading columns of the predictions and attention tables for the test rows ``sub``."""
+    return {
+        "protocol": protocol,
+        "model": model,
+        "fold": np.int32(fold),
+        "participant": sub["participant"].to_numpy(),
+        "trial": sub["trial"].to_numpy().astype("int32"),
+        "stimulus_id": sub["stimulus_id"].to_numpy(),
+    }
+
+
 def _pred_frame(
     protocol: str, model: str, fold: int, ex: pd.DataFrame, idx: np.ndarray, prob: np.ndarray
 ) -> pd.DataFrame:
     sub = ex.iloc[idx]
     df = pd.DataFrame(
         {
-            "protocol": protocol,
-            "model": model,
-            "fold": np.int32(fold),
-            "participant": sub["participant"].to_numpy(),
-            "trial": sub["trial"].to_numpy().astype("int32"),
-            "stimulus_id": sub["stimulus_id"].to_numpy(),
+            **_trial_key(protocol, model, fold, sub),
             "y_true": sub["response"].to_numpy(),
             "y_pred": np.asarray(ANSWER_LABELS, dtype=object)[prob.argmax(1)],
         }
@@ -451,12 +458,7 @@ def _attention_rows(
     a_renorm = a_renorm / np.clip(a_renorm.sum(1, keepdims=True), 1e-12, None)
     df = pd.DataFrame(
         {
-            "protocol": protocol,
-            "model": model,
-            "fold": np.int32(fold),
-            "participant": sub["participant"].to_numpy(),
-            "trial": sub["trial"].to_numpy().astype("int32"),
-            "stimulus_id": sub["stimulus_id"].to_numpy(),
+            **_trial_key(protocol, model, fold, sub),
             "aoi_ids": [list(a[m]) for a, m in zip(aoi, mask, strict=True)],
             "attention": [list(a[m].astype(float)) for a, m in zip(a_renorm, mask, strict=True)],
             "dwell_ms": [list(d[m].astype(float)) for d, m in zip(dwell, mask, strict=True)],

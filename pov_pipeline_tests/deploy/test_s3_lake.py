@@ -8,15 +8,11 @@ from __future__ import annotations
 
 import csv
 import io
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 from dagster import DagsterInstance
+from s3_loopback import start_moto_server, stop_server
 
 from pov_pipeline.cli import main as pov
 from pov_pipeline.definitions import build_definitions
@@ -32,43 +28,13 @@ LAKE_URL = f"s3://{BUCKET}/studies/demo"
 COMPARED_TABLES = ("raw_gaze", "fixations", "aoi_hits", "responses", "transitions", "text_features")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _start_moto(log_file: Path, timeout_s: float = 30.0) -> tuple[subprocess.Popen, str]:
-    exe = Path(sys.executable).with_name("moto_server")
-    if not exe.exists():
-        pytest.fail(f"{exe} not found: install the dev extra (moto[server]) with `make install`")
-    endpoint = f"http://127.0.0.1:{_free_port()}"
-    with open(log_file, "wb") as log:
-        proc = subprocess.Popen(
-            [str(exe), "-H", "127.0.0.1", "-p", endpoint.rsplit(":", 1)[1]], stdout=log, stderr=log
-        )
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            with urllib.request.urlopen(f"{endpoint}/moto-api/reset", data=b"", timeout=2):
-                return proc, endpoint
-        except OSError as exc:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail(
-                    f"moto_server did not start on {endpoint} ({exc}); its log:\n"
-                    + log_file.read_text(errors="replace")[-3000:]
-                )
-            time.sleep(0.1)
-
-
 @pytest.fixture(scope="module")
 def lakes(tmp_path_factory):
     """The small demo materialized twice: in a local folder lake and in an S3 lake."""
     import s3fs
 
     work = tmp_path_factory.mktemp("s3_lake")
-    proc, endpoint = _start_moto(work / "moto.log")
+    proc, endpoint = start_moto_server(work / "moto.log")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("AWS_ACCESS_KEY_ID", "testing")
         mp.setenv("AWS_SECRET_ACCESS_KEY", "testing")
@@ -109,11 +75,7 @@ def lakes(tmp_path_factory):
             }
         finally:
             s3fs.S3FileSystem.clear_instance_cache()
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_server(proc)
 
 
 def _pov_sql(query: str, capsys) -> list[list[str]]:
