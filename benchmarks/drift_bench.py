@@ -13,7 +13,8 @@ seed, so the script reports, per session:
 - the share of fixations inside an AOI with and without the correction;
 - how often the perception state read off the AOI sequence (verified / read + central / central only /
   no central, with the generator's own rule: fixations ≥ 80 ms, repeats merged) equals the state the
-  answer was drawn from, mapping the fixations as recorded vs. corrected;
+  answer was drawn from (the generator's counts only the fixation time not hidden by a blink, which
+  is also all a recording shows), mapping the fixations as recorded vs. corrected;
 - the expected accuracy of an oracle that knows every participant's true traits and takes the state
   read off the AOI sequence, next to the Bayes-optimal accuracy (true state): how much of the gap
   between a model and the ceiling is lost in the recording itself (blinks, track loss, noise).
@@ -37,15 +38,14 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from pov_pipeline.demo.generator import simulate_perception  # noqa: E402
 from pov_pipeline.demo.participants import make_participant, px_per_deg  # noqa: E402
 from pov_pipeline.demo.scanpath import (  # noqa: E402
     BASE_LOGITS,
     CONDITION_CODES,
     MIN_COUNTED_FIXATION_MS,
     STRICTNESS_LOGITS,
-    perception_flags,
     perception_state,
-    simulate_scanpaths,
     stimulus_arrays,
 )
 from pov_pipeline.demo.stimuli import make_stimuli  # noqa: E402
@@ -88,11 +88,8 @@ def true_states(participants: list[str], stimuli_list: list) -> pd.Series:
     arrays = stimulus_arrays(stimuli_list)
     out = {}
     for pid in participants:
-        k = int(pid[1:])
-        rng = np.random.default_rng([SEED, k, 1])
-        order = rng.permutation(len(stimuli_list))
-        paths = simulate_scanpaths(arrays, order, make_participant(SEED, k), TRIAL_S, rng)
-        for t, s in enumerate(perception_state(perception_flags(arrays, paths))):
+        _, _, _, flags = simulate_perception(arrays, make_participant(SEED, int(pid[1:])), SEED, TRIAL_S)
+        for t, s in enumerate(perception_state(flags)):
             out[(pid, t + 1)] = int(s)
     return pd.Series(out)
 

@@ -183,6 +183,28 @@ class _ParticipantResult:
     n_samples: int
 
 
+def simulate_perception(
+    arrays: sp.StimulusArrays,
+    participant: Participant,
+    seed: int,
+    trial_duration_s: float,
+    rng_trials: np.random.Generator | None = None,
+) -> tuple[np.ndarray, sp.Scanpaths, sp.Blinks, sp.PerceptionFlags]:
+    """What one participant looked at and saw, trial by trial, in presentation order.
+
+    Returns the presentation order (stimulus positions), the scanpaths, the blinks and the
+    perception flags the answers are drawn from. ``rng_trials`` continues (the generator draws the
+    answers from it next); by default it is the participant's trial stream from ``seed``.
+    """
+    if rng_trials is None:
+        rng_trials = np.random.default_rng([seed, participant.index, 1])
+    order = rng_trials.permutation(len(arrays.n_objects))
+    paths = sp.simulate_scanpaths(arrays, order, participant, trial_duration_s, rng_trials)
+    rng_blinks = np.random.default_rng([seed, participant.index, 5])
+    blinks = sp.draw_blinks(len(order), participant.blink_rate_hz, trial_duration_s, rng_blinks)
+    return order, paths, blinks, sp.perception_flags(arrays, paths, blinks)
+
+
 def _simulate_participant(
     folder: Path,
     participant: Participant,
@@ -193,9 +215,7 @@ def _simulate_participant(
 ) -> _ParticipantResult:
     k = participant.index
     rng_trials = np.random.default_rng([seed, k, 1])
-    order = rng_trials.permutation(len(stimuli))
-    paths = sp.simulate_scanpaths(arrays, order, participant, trial_duration_s, rng_trials)
-    flags = sp.perception_flags(arrays, paths)
+    order, paths, blinks, flags = simulate_perception(arrays, participant, seed, trial_duration_s, rng_trials)
     cond = arrays.condition[order]
     probs = sp.answer_probabilities(cond, flags, participant)
     u = rng_trials.random(len(order))
@@ -213,13 +233,15 @@ def _simulate_participant(
     rng_mc = np.random.default_rng([seed, k, 3])
     rep = np.repeat(order, CONTENT_MC_REPLICAS)
     mc_paths = sp.simulate_scanpaths(arrays, rep, participant, trial_duration_s, rng_mc)
+    mc_blinks = sp.draw_blinks(len(rep), participant.blink_rate_hz, trial_duration_s, rng_mc)
     mc_probs = sp.answer_probabilities(
-        arrays.condition[rep], sp.perception_flags(arrays, mc_paths), participant
+        arrays.condition[rep], sp.perception_flags(arrays, mc_paths, mc_blinks), participant
     )
     expected = mc_probs.reshape(len(order), CONTENT_MC_REPLICAS, 3).mean(axis=1)
     content_pred = expected.argmax(axis=1)
 
-    signal = simulate_signal(paths, participant, trial_duration_s, np.random.default_rng([seed, k, 2]))
+    rng_signal = np.random.default_rng([seed, k, 2])
+    signal = simulate_signal(paths, blinks, participant, trial_duration_s, rng_signal)
     stim_ids = [stimuli[i].stimulus_id for i in order]
     tracker = participant.tracker
     rng_export = np.random.default_rng([seed, k, 4])

@@ -12,9 +12,11 @@ word names which object) and on the participant, plus per-trial randomness:
 From the fixation sequence three perception flags are read off (see :func:`perception_flags`):
 ``looked_central`` (the central object was fixated), ``read_mention`` (the word naming an object
 was fixated) and ``verified`` (a direct transition, either direction, between that word and the
-object it names). The answer probabilities depend on the condition, the participant's
-strictness/biases and these flags (:func:`answer_probabilities`). Because ``verified`` needs the
-two AOIs to be *consecutive*, the order of fixations carries information that dwell totals do not.
+object it names). Blinks (:func:`draw_blinks`) are drawn before the flags because vision is
+suppressed while the lid moves and is closed: a fixation counts by the time it was *seen*.
+The answer probabilities depend on the condition, the participant's strictness/biases and these
+flags (:func:`answer_probabilities`). Because ``verified`` needs the two AOIs to be *consecutive*,
+the order of fixations carries information that dwell totals do not.
 """
 
 from __future__ import annotations
@@ -353,6 +355,63 @@ def simulate_scanpaths(
 
 
 @dataclass(frozen=True)
+class Blinks:
+    """Blinks of a set of trials; times relative to stimulus onset (ms).
+
+    The lid closes during ``[onset_ms - flank_ms, onset_ms)``, is closed for ``core_ms`` and opens
+    during the same flank afterwards.
+    """
+
+    trial: np.ndarray  # (B,) row of the trial in the scanpaths
+    onset_ms: np.ndarray  # (B,) start of the closed phase
+    core_ms: np.ndarray  # (B,)
+    flank_ms: np.ndarray  # (B,)
+
+    @property
+    def start_ms(self) -> np.ndarray:
+        return self.onset_ms - self.flank_ms
+
+    @property
+    def end_ms(self) -> np.ndarray:
+        return self.onset_ms + self.core_ms + self.flank_ms
+
+
+def draw_blinks(
+    n_trials: int, blink_rate_hz: float, trial_duration_s: float, rng: np.random.Generator
+) -> Blinks:
+    """Poisson blinks: closed phase 100–300 ms, lid movement 8–25 ms on either side.
+
+    Sorted by trial, then onset.
+    """
+    n_blinks = rng.poisson(blink_rate_hz * trial_duration_s, n_trials)
+    trial = np.repeat(np.arange(n_trials), n_blinks)
+    onset = rng.uniform(0.0, trial_duration_s * 1000.0, len(trial))
+    order = np.lexsort((onset, trial))
+    return Blinks(
+        trial=trial,
+        onset_ms=onset[order],
+        core_ms=rng.uniform(100.0, 300.0, len(trial)),
+        flank_ms=rng.uniform(8.0, 25.0, len(trial)),
+    )
+
+
+def seen_fixation_ms(paths: Scanpaths, blinks: Blinks) -> np.ndarray:
+    """Fixation durations ``(N, L)`` minus the time a blink (lid movement included) covered them.
+
+    Vision is suppressed from the moment the lid starts to close until it has opened again
+    (Volkmann et al. 1980), so that part of a fixation brings no information.
+    """
+    seen = paths.fix_ms.copy()
+    if len(blinks.trial) == 0:
+        return seen
+    fix_start = paths.fix_start_ms[blinks.trial]  # (B, L)
+    fix_end = fix_start + paths.fix_ms[blinks.trial]
+    covered = np.minimum(fix_end, blinks.end_ms[:, None]) - np.maximum(fix_start, blinks.start_ms[:, None])
+    np.subtract.at(seen, blinks.trial, np.clip(covered, 0.0, None))
+    return np.clip(seen, 0.0, None)
+
+
+@dataclass(frozen=True)
 class PerceptionFlags:
     """Perception flags per trial."""
 
@@ -363,14 +422,18 @@ class PerceptionFlags:
     n_counted_fixations: np.ndarray
 
 
-def perception_flags(arrays: StimulusArrays, paths: Scanpaths) -> PerceptionFlags:
+def perception_flags(
+    arrays: StimulusArrays, paths: Scanpaths, blinks: Blinks | None = None
+) -> PerceptionFlags:
     """Read the perception flags off the fixation sequences.
 
-    Only fixations with at least ``MIN_COUNTED_FIXATION_MS`` inside the trial count. Consecutive
-    fixations on the same AOI are merged first (as an AOI sequence is), so ``verified`` means the
+    Only fixations seen for at least ``MIN_COUNTED_FIXATION_MS`` inside the trial count (time
+    under a blink in ``blinks`` is not seen, see :func:`seen_fixation_ms`). Consecutive counted
+    fixations on the same AOI are merged (as an AOI sequence is), so ``verified`` means the
     mention word and its object follow each other directly in the AOI sequence.
     """
-    counted = paths.fix_ms >= MIN_COUNTED_FIXATION_MS
+    fix_ms = paths.fix_ms if blinks is None else seen_fixation_ms(paths, blinks)
+    counted = fix_ms >= MIN_COUNTED_FIXATION_MS
     n, L = paths.state.shape
     mw = (MAX_OBJECTS + arrays.mention_word[paths.stim])[:, None]
     mo = arrays.mention_object[paths.stim][:, None]

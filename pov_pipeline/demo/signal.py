@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pov_pipeline.demo.participants import Participant, px_per_deg
-from pov_pipeline.demo.scanpath import Scanpaths
+from pov_pipeline.demo.scanpath import Blinks, Scanpaths
 from pov_pipeline.schemas import SAMPLE_LABELS
 
 FIXATION, SACCADE, PSO, BLINK, LOST = (
@@ -66,7 +66,11 @@ def _interval_mask(t_global: np.ndarray, start: np.ndarray, end: np.ndarray) -> 
 
 
 def simulate_signal(
-    paths: Scanpaths, participant: Participant, trial_duration_s: float, rng: np.random.Generator
+    paths: Scanpaths,
+    blinks: Blinks,
+    participant: Participant,
+    trial_duration_s: float,
+    rng: np.random.Generator,
 ) -> ParticipantSignal:
     """Simulate the gaze samples of every trial in ``paths`` for ``participant``.
 
@@ -74,8 +78,10 @@ def simulate_signal(
     ----------
     paths:
         Scanpaths in presentation order (one row per trial).
+    blinks:
+        The blinks of these trials (drawn before the answer, which depends on what was seen).
     participant:
-        Supplies the tracker rate/eyes, noise, calibration offset, blink and loss rates.
+        Supplies the tracker rate/eyes, noise, calibration offset and loss rate.
     trial_duration_s:
         Viewing time per trial.
     rng:
@@ -139,11 +145,9 @@ def simulate_signal(
 
     # --- blinks and track loss ----------------------------------------------------------------------
     T_ms = trial_duration_s * 1000.0
-    n_blinks = rng.poisson(participant.blink_rate_hz * trial_duration_s, n_trials)
-    b_trial = np.repeat(np.arange(n_trials), n_blinks)
-    b_on = b_trial * span_ms + rng.uniform(0.0, T_ms, len(b_trial))
-    b_core = rng.uniform(100.0, 300.0, len(b_trial))
-    b_flank = rng.uniform(8.0, 25.0, len(b_trial))
+    # Global times need blinks in time order (searchsorted below): draw_blinks sorts them.
+    b_on = blinks.trial * span_ms + blinks.onset_ms
+    b_core, b_flank = blinks.core_ms, blinks.flank_ms
     blink_all = _interval_mask(tg, b_on - b_flank, b_on + b_core + b_flank)
     blink_core = _interval_mask(tg, b_on, b_on + b_core)
     # The lid drags the pupil-based estimate down during the flanks: a ramp to ~3 deg.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ import pytest
 
 from pov_pipeline.demo import SIZES, DemoSize, StudySummary, generate_study
 from pov_pipeline.demo.export import TOBII_COLUMNS
+from pov_pipeline.demo.scanpath import MAX_OBJECTS, Blinks, Scanpaths
 from pov_pipeline.schemas import ANSWER_LABELS, AOIS, SAMPLE_LABELS, STIMULI
 
 TINY = DemoSize(n_participants=4, n_stimuli=8, trial_duration_s=2.0)
@@ -242,3 +244,75 @@ def test_only_verification_moves_the_answer() -> None:
     for table in (BASE_LOGITS, STRICTNESS_LOGITS):
         assert (table[:, 1] == table[:, 2]).all() and (table[:, 1] == table[:, 3]).all()
         assert not (table[:, 0] == table[:, 1]).all()
+
+
+def _two_fixation_paths(fix_ms: tuple[float, float]) -> Scanpaths:
+    # One trial: the mention word (slot MAX_OBJECTS + 0), a 40 ms saccade, then object 0.
+    state = np.array([[MAX_OBJECTS, 0, 0]])
+    start = np.array([[0.0, fix_ms[0] + 40.0, 0.0]])
+    dur = np.array([[fix_ms[0], fix_ms[1], 0.0]])
+    zeros = np.zeros((1, 3))
+    return Scanpaths(
+        np.array([0]), state, zeros, zeros, start, dur, zeros, np.array([2]), np.zeros(1), np.zeros(1)
+    )
+
+
+def _blinks(onset_ms: list[float], core_ms: float, flank_ms: float) -> Blinks:
+    n = len(onset_ms)
+    return Blinks(np.zeros(n, dtype=int), np.array(onset_ms), np.full(n, core_ms), np.full(n, flank_ms))
+
+
+def test_seen_fixation_time_excludes_blinks() -> None:
+    from pov_pipeline.demo.scanpath import seen_fixation_ms
+
+    paths = _two_fixation_paths((200.0, 300.0))  # fixations [0, 200) and [240, 540)
+    # Lid moves 10 ms either side of a 50 ms closure at 100 ms: [90, 160) is lost from the first.
+    np.testing.assert_allclose(seen_fixation_ms(paths, _blinks([100.0], 50.0, 10.0))[0, :2], [130.0, 300.0])
+    # A blink across the saccade takes the end of one fixation and the start of the next.
+    np.testing.assert_allclose(seen_fixation_ms(paths, _blinks([180.0], 100.0, 10.0))[0, :2], [170.0, 250.0])
+    # Two blinks in one fixation add up; a fixation never goes below zero.
+    np.testing.assert_allclose(
+        seen_fixation_ms(paths, _blinks([260.0, 400.0], 20.0, 10.0))[0, :2], [200.0, 220.0]
+    )
+    np.testing.assert_allclose(seen_fixation_ms(paths, _blinks([-50.0], 600.0, 10.0))[0, :2], [0.0, 0.0])
+    np.testing.assert_array_equal(seen_fixation_ms(paths, _blinks([], 0.0, 0.0)), paths.fix_ms)
+
+
+def test_a_blinked_out_fixation_does_not_verify() -> None:
+    from pov_pipeline.demo.scanpath import perception_flags, stimulus_arrays
+    from pov_pipeline.demo.stimuli import make_stimuli
+
+    stimuli = make_stimuli(12, 7)
+    s = next(i for i, st in enumerate(stimuli) if st.mention_object_index == 0)
+    arrays = stimulus_arrays([stimuli[s]])
+    paths = replace(
+        _two_fixation_paths((200.0, 150.0)),
+        state=np.array([[MAX_OBJECTS + stimuli[s].mention_word_index, 0, 0]]),
+    )
+    assert perception_flags(arrays, paths).verified[0]
+    # 100 ms of the 150 ms object fixation under the lid leaves 50 ms seen: below the 80 ms floor.
+    hidden = perception_flags(
+        arrays,
+        paths,
+        _blinks(
+            [
+                250.0,
+            ],
+            80.0,
+            10.0,
+        ),
+    )
+    assert not hidden.verified[0] and hidden.read_mention[0] and not hidden.looked_central[0]
+    assert perception_flags(arrays, paths, _blinks([250.0], 30.0, 10.0)).verified[0]
+
+
+def test_blinks_are_sorted_and_in_range() -> None:
+    from pov_pipeline.demo.scanpath import draw_blinks
+
+    b = draw_blinks(400, 0.35, 3.0, np.random.default_rng(0))
+    assert len(b.trial) > 200
+    key = b.trial * 10_000.0 + b.onset_ms
+    assert (np.diff(key) >= 0).all()
+    assert (b.onset_ms >= 0).all() and (b.onset_ms < 3000).all()
+    assert (b.core_ms >= 100).all() and (b.core_ms <= 300).all()
+    assert (b.flank_ms >= 8).all() and (b.flank_ms <= 25).all()
