@@ -47,6 +47,10 @@ IntArray = npt.NDArray[np.intp]
 # a group spread thinly over a frame (its trials cover less than this share of the span between
 # its first and last sample) is convolved trial by trial instead.
 _SAVGOL_SPAN_SHARE = 0.25
+# A span is cut at the first trial boundary past this many samples: the convolution outputs
+# then stay small and in cache instead of two frame-sized arrays to fault in (the values do
+# not change: each output is the dot product of one window, wherever the span starts).
+_SAVGOL_SPAN_MAX_SAMPLES = 1 << 16
 
 
 def supported(method: str, p: Params) -> bool:
@@ -134,6 +138,21 @@ def _savgol_window(p: AdaptiveParams, dt: float) -> int:
     return max(2 * (_samples(p.smoothing_window_ms, dt) // 2) + 1, min_win)
 
 
+def _cut_spans(bounds: IntArray, trials: IntArray, max_samples: int) -> list[tuple[int, int, IntArray]]:
+    """``trials`` (increasing) as consecutive spans ``(first sample, end, trials)`` of whole trials.
+
+    A span closes before the trial that would take it past ``max_samples`` (a longer trial is a
+    span of its own).
+    """
+    spans = []
+    first = 0
+    for i in range(1, trials.size + 1):
+        if i == trials.size or bounds[trials[i] + 1] - bounds[trials[first]] > max_samples:
+            spans.append((int(bounds[trials[first]]), int(bounds[trials[i - 1] + 1]), trials[first:i]))
+            first = i
+    return spans
+
+
 def _adaptive_frame(
     t: FloatArray,
     x: FloatArray,
@@ -159,18 +178,23 @@ def _adaptive_frame(
         True,
         float(p.gap_fill_max_ms),
     )
-    xd, yd = _px_to_deg(geometry, x0, y0)
-    # The events table wants the degrees of the recorded samples: these, except where an
-    # off-screen sample was blanked (or blanked and refilled).
-    off_idx = np.flatnonzero(off)
-    xe, ye = xd, yd
-    if off_idx.size:
-        xe, ye = xd.copy(), yd.copy()
-        xe[off_idx], ye[off_idx] = _px_to_deg(geometry, x[off_idx], y[off_idx])
+    # Converted in place: a fresh array costs a page fault per 4 KiB (about 2 us each on the
+    # benchmark's virtual machine), more than the arithmetic of this pass.
+    xe, ye = _px_to_deg(geometry, x0, y0, out=(x0, y0))
     if p.median_filter_window_samples > 1:
         # Single-sample spikes are tracker artefacts; a median keeps saccade edges intact.
-        xd = kern.median3(xd, bounds)
-        yd = kern.median3(yd, bounds)
+        xd = kern.median3(xe, bounds)
+        yd = kern.median3(ye, bounds)
+    else:
+        xd, yd = xe, ye
+    # The events table wants the degrees of the recorded samples: these, except where an
+    # off-screen sample was blanked (or blanked and refilled). Once the median has read them
+    # they can be overwritten in place.
+    off_idx = np.flatnonzero(off)
+    if off_idx.size:
+        if xe is xd:
+            xe, ye = xe.copy(), ye.copy()
+        xe[off_idx], ye[off_idx] = _px_to_deg(geometry, x[off_idx], y[off_idx])
     v = np.empty(n)
     n_tr = bounds.size - 1
     wins = np.empty(n_tr, dtype=np.intp)
@@ -182,7 +206,7 @@ def _adaptive_frame(
         coeffs = _savgol_kernel(win, p.savgol_polyorder, 1, float(dt) * 1e-6)[::-1]
         lo, hi = int(bounds[trials[0]]), int(bounds[trials[-1] + 1])
         if lengths[trials].sum() >= _SAVGOL_SPAN_SHARE * (hi - lo):
-            spans = [(lo, hi, trials)]
+            spans = _cut_spans(bounds, trials, _SAVGOL_SPAN_MAX_SAMPLES)
         else:
             spans = [(int(bounds[k]), int(bounds[k + 1]), trials[i : i + 1]) for i, k in enumerate(trials)]
         for a, b, tr in spans:
@@ -193,6 +217,9 @@ def _adaptive_frame(
                 for src in (xd, yd)
             ]
             kern.savgol_speed(cores[0], cores[1], a, v, bounds, tr, win)
+            # Freed before the next convolution and the threshold passes: the lower the peak
+            # of memory in use, the fewer fresh pages the next frame has to fault in.
+            del cores
     pv = _adaptive_param_vector(p)
     v_sub, v_off = kern.finite_subsets(v, bounds)
     kern.sort_segments(v_sub, v_off)
@@ -234,7 +261,8 @@ def _ivt_frame(
     if p.noise_window_samples > 1:
         xf = kern.median3(xf, bounds)
         yf = kern.median3(yf, bounds)
-    xd, yd = _px_to_deg(geometry, xf, yf)
+    # In place: both are this function's own arrays, read by nothing else.
+    xd, yd = _px_to_deg(geometry, xf, yf, out=(xf, yf))
     half = np.array(
         [
             velocity_window_half_samples(p.velocity_window_ms, r) if np.isfinite(r) else 1
@@ -273,7 +301,7 @@ def event_columns(
     trial, codes, ints, fl = kern.event_table(
         res.labels, t, x, y, res.deg[0], res.deg[1], res.speed_deg_s, bounds, dts
     )
-    cols: dict[str, Any] = {"event": string_array(codes.astype(np.intp), SAMPLE_LABELS)}
+    cols: dict[str, Any] = {"event": string_array(codes, SAMPLE_LABELS)}
     floats = dict(zip(kern.EVENT_FLOAT_COLUMNS, fl.T, strict=True))
     ints_by_name = {"start_index": ints[:, 0], "end_index": ints[:, 1], "n_samples": ints[:, 2]}
     for name in EVENT_COLUMNS[1:]:
@@ -304,29 +332,53 @@ def _pool(strings: tuple[str, ...]) -> tuple[npt.NDArray[np.uint8], IntArray, in
     return pool, lengths, width
 
 
-def string_array(codes: IntArray, strings: tuple[str, ...]) -> Any:
+def string_array(codes: npt.NDArray[np.integer], strings: tuple[str, ...]) -> Any:
     """``strings[codes]`` as a pandas string array, written straight into Arrow buffers.
 
     Equal to ``pd.array(np.asarray(strings, dtype=object)[codes])`` (the dtype pandas infers),
-    without creating a Python object per element.
+    without creating a Python object per element. Codes of any integer type are read as they
+    are (the per-sample labels come as ``int8``).
     """
-    codes = np.ascontiguousarray(codes, dtype=np.intp)
+    codes = np.ascontiguousarray(codes)
+    if codes.dtype.kind not in "iu":
+        codes = codes.astype(np.intp)
     dtype = _string_dtype()
     if getattr(dtype, "storage", None) != "pyarrow" or len(strings) == 0:
         return pd.array(np.asarray(strings, dtype=object)[codes], dtype=dtype)
     return repeated_string_array(*kern.code_runs(codes), strings)
 
 
-def repeated_string_array(run_codes: IntArray, run_counts: IntArray, strings: tuple[str, ...]) -> Any:
-    """:func:`string_array` of ``np.repeat(run_codes, run_counts)``, without making that array."""
+def repeated_string_array(
+    run_codes: IntArray,
+    run_counts: IntArray,
+    strings: tuple[str, ...],
+    shared_offsets: dict[tuple[int, int], Any] | None = None,
+) -> Any:
+    """:func:`string_array` of ``np.repeat(run_codes, run_counts)``, without making that array.
+
+    ``shared_offsets`` lets columns of one frame share their Arrow offsets buffer (immutable)
+    where every value has the same byte length: it maps ``(rows, length)`` to the buffer and is
+    filled as columns are made. Each offsets buffer is eight bytes a row, more than the strings.
+    """
     run_codes = np.ascontiguousarray(run_codes, dtype=np.intp)
     run_counts = np.ascontiguousarray(run_counts, dtype=np.intp)
     dtype = _string_dtype()
     if getattr(dtype, "storage", None) != "pyarrow" or len(strings) == 0:
         return pd.array(np.asarray(strings, dtype=object)[np.repeat(run_codes, run_counts)], dtype=dtype)
     pool, lengths, width = _pool(strings)
-    offsets, data = kern.run_string_buffers(run_codes, run_counts, pool, lengths, width)
-    arr = pa.LargeStringArray.from_buffers(offsets.size - 1, pa.py_buffer(offsets), pa.py_buffer(data))
+    n = int(run_counts.sum())
+    key = None
+    if shared_offsets is not None and run_codes.size:
+        used = lengths[run_codes]
+        if (used == used[0]).all():
+            key = (n, int(used[0]))
+    buf = shared_offsets.get(key) if key is not None and shared_offsets is not None else None
+    offsets, data = kern.run_string_buffers(run_codes, run_counts, pool, lengths, width, buf is None)
+    if buf is None:
+        buf = pa.py_buffer(offsets)
+        if key is not None and shared_offsets is not None:
+            shared_offsets[key] = buf
+    arr = pa.LargeStringArray.from_buffers(n, buf, pa.py_buffer(data))
     return pd.array(arr, dtype=dtype)
 
 
@@ -335,15 +387,18 @@ def repeated_string_array(run_codes: IntArray, run_counts: IntArray, strings: tu
 # --------------------------------------------------------------------------------------------
 
 
-def _arrow_codes(pa_arr: Any, candidates: tuple[str, ...]) -> tuple[IntArray, npt.NDArray[np.bool_]] | None:
+def _arrow_codes(
+    pa_arr: Any, candidates: tuple[str, ...]
+) -> tuple[npt.NDArray[np.integer], npt.NDArray[np.bool_]] | None:
     """Index into ``candidates`` of every value of a null-free Arrow string array, and which occur.
 
     ``None`` when some value is none of the candidates or the array is not a plain (large)
-    string array.
+    string array. The codes are ``int8`` for up to 100 candidates: an eighth of the memory to
+    write (and fault in) per row.
     """
     chunks = pa_arr.chunks if isinstance(pa_arr, pa.ChunkedArray) else [pa_arr]
     pool, lengths, width = _pool(candidates)
-    out = np.empty(len(pa_arr), dtype=np.intp)
+    out = np.empty(len(pa_arr), dtype=np.int8 if len(candidates) <= 100 else np.intp)
     seen = np.zeros(len(candidates), dtype=np.bool_)
     pos = 0
     for chunk in chunks:
@@ -367,7 +422,9 @@ def _arrow_codes(pa_arr: Any, candidates: tuple[str, ...]) -> tuple[IntArray, np
     return out, seen
 
 
-def _codes_of(column: pd.Series, preferred: tuple[str, ...] = ()) -> tuple[IntArray, list[str]]:
+def _codes_of(
+    column: pd.Series, preferred: tuple[str, ...] = ()
+) -> tuple[npt.NDArray[np.integer], list[str]]:
     """Integer codes of a string column, in sorted order of the values (as ``pd.factorize(sort=True)``).
 
     Arrow-backed columns that hold only their first value and values from ``preferred`` are coded
@@ -384,7 +441,7 @@ def _codes_of(column: pd.Series, preferred: tuple[str, ...] = ()) -> tuple[IntAr
                 codes, seen = found
                 present = np.flatnonzero(seen)
                 values = sorted(candidates[i] for i in present)
-                lut = np.zeros(len(candidates), dtype=np.intp)
+                lut = np.zeros(len(candidates), dtype=codes.dtype)
                 for i in present:
                     lut[i] = values.index(candidates[i])
                 if not np.array_equal(lut, np.arange(len(candidates))):
@@ -400,18 +457,27 @@ def detect_trials_fast(
     """:func:`~pov_pipeline.gaze.detection.detect_trials` over the whole frame at once."""
     part_codes, part_values = _codes_of(samples["participant"])
     eye_codes, eye_values = _codes_of(samples["eye"], ("left", "right"))
-    trial_vals = samples["trial"].to_numpy(np.int64)
+    trial_col = samples["trial"]
+    # Integer trial numbers are read in their own type (int32 in raw_gaze): no widened copy.
+    native = trial_col.dtype in (np.dtype(np.int32), np.dtype(np.int64))
+    trial_vals = trial_col.to_numpy() if native else trial_col.to_numpy(np.int64)
     t_raw = t_raw_in = samples["t_us"].to_numpy(np.int64)
     in_order, bounds = kern.frame_layout(part_codes, trial_vals, eye_codes, t_raw)
-    order = None if in_order else _sort_order(part_codes, trial_vals, eye_codes, t_raw)
+    # Keys widened for the sort: differences of narrow codes must not wrap around.
+    order = (
+        None
+        if in_order
+        else _sort_order(*(a.astype(np.int64) for a in (part_codes, trial_vals, eye_codes, t_raw)))
+    )
     x_src = samples["x_px"].to_numpy()
     y_src = samples["y_px"].to_numpy()
     masked = False
+    # Where set, x_all / y_all are still the recorded columns: the compiled pass that first reads
+    # them (the eye averaging, else masked_float64) casts them and blanks the invalid samples.
+    valid: npt.NDArray[np.bool_] | None = None
     if order is None and "valid" in samples and x_src.dtype.kind == "f" and y_src.dtype.kind == "f":
-        # Cast and blank the invalid samples in one pass: a fresh array the masking may write.
         valid = samples["valid"].to_numpy(bool)
-        x_all = kern.masked_float64(x_src, valid)
-        y_all = kern.masked_float64(y_src, valid)
+        x_all, y_all = x_src, y_src
         masked = True
     elif order is not None:
         part_codes, trial_vals, t_raw, eye_codes = (
@@ -433,7 +499,10 @@ def detect_trials_fast(
         in_order, bounds = kern.frame_layout(part_codes, trial_vals, eye_codes, t_raw)
     first_rows = bounds[:-1]
     stim_col = samples["stimulus_id"]
-    stim_first = stim_col.iloc[first_rows if order is None else order[first_rows]].to_numpy(object)
+    # A take on the array itself: a tenth of the cost of ``iloc`` with its index.
+    stim_first = np.asarray(
+        stim_col.array.take(first_rows if order is None else order[first_rows]), dtype=object
+    )
     eye_change = np.flatnonzero(eye_codes[1:] != eye_codes[:-1]) + 1
     multi_eye = np.zeros(bounds.size - 1, dtype=bool)
     multi_eye[np.searchsorted(bounds, eye_change, side="right") - 1] = True
@@ -441,10 +510,13 @@ def detect_trials_fast(
 
     if multi_eye.any():
         t_all, x_all, y_all, bounds = _combine_eyes(
-            t_raw, x_all, y_all, eye_codes, eye_values, bounds, multi_eye, eye_mode, eye_names
+            t_raw, x_all, y_all, valid, eye_codes, eye_values, bounds, multi_eye, eye_mode, eye_names
         )
     else:
         t_all = t_raw
+        if valid is not None:
+            x_all = kern.masked_float64(x_all, valid)
+            y_all = kern.masked_float64(y_all, valid)
     t = t_all.astype(np.float64)
     rates, dts = trial_intervals_us(t, bounds)
     res = detect_frame(t, x_all, y_all, bounds, rates, dts, geometry, method, p)
@@ -456,15 +528,16 @@ def detect_trials_fast(
     eye_pool = tuple(sorted(set(eye_names)))
     trial_eye = np.array([eye_pool.index(e) for e in eye_names], dtype=np.intp)
     n_tr = trial_len.size
+    shared: dict[tuple[int, int], Any] = {}
     labels = pd.DataFrame(
         {
-            "participant": repeated_string_array(trial_part, trial_len, tuple(part_values)),
+            "participant": repeated_string_array(trial_part, trial_len, tuple(part_values), shared),
             "trial": np.repeat(trial_no, trial_len),
-            "stimulus_id": repeated_string_array(np.arange(n_tr), trial_len, stim_values),
+            "stimulus_id": repeated_string_array(np.arange(n_tr), trial_len, stim_values, shared),
             # The one column that may still be a view of the caller's frame.
             "t_us": t_all.astype(np.int64, copy=t_all is t_raw_in),
-            "eye": repeated_string_array(trial_eye, trial_len, eye_pool),
-            "label": string_array(res.labels.astype(np.intp), SAMPLE_LABELS),
+            "eye": repeated_string_array(trial_eye, trial_len, eye_pool, shared),
+            "label": string_array(res.labels, SAMPLE_LABELS),
         },
         # Every column is made here: pandas' defensive copy would cost a pass over the frame.
         copy=False,
@@ -492,9 +565,10 @@ def detect_trials_fast(
 
 def _combine_eyes(
     t_raw: npt.NDArray[np.int64],
-    x_all: FloatArray,
-    y_all: FloatArray,
-    eye_codes: IntArray,
+    x_all: npt.NDArray[np.floating],
+    y_all: npt.NDArray[np.floating],
+    valid: npt.NDArray[np.bool_] | None,
+    eye_codes: npt.NDArray[np.integer],
     eye_values: list[str],
     bounds: IntArray,
     multi_eye: npt.NDArray[np.bool_],
@@ -505,21 +579,24 @@ def _combine_eyes(
 
     The usual layout (all left samples, then all right ones at the same time stamps) is averaged
     in one compiled pass; any other binocular trial goes through the reference ``_trial_signal``.
+    With ``valid`` the positions are the recorded columns, still to be cast and blanked where
+    not valid; without it they are ``float64`` with NaN there already.
     """
     n_tr = bounds.size - 1
     ok = np.zeros(n_tr, dtype=bool)
     if eye_mode == "average" and eye_values[:2] == ["left", "right"]:
-        ok, new_bounds, x_c, y_c = kern.combine_aligned_eyes(t_raw, x_all, y_all, eye_codes, bounds)
+        mask = valid if valid is not None else np.ones(t_raw.size, dtype=bool)
+        ok, new_bounds, t_c, x_c, y_c = kern.combine_aligned_eyes(
+            t_raw, x_all, y_all, mask, eye_codes, bounds
+        )
         ok &= multi_eye
     if ok.any() and not (multi_eye & ~ok).any():
-        lengths = np.diff(bounds)
-        keep = np.ones(t_raw.size, dtype=bool)
-        # The first half of each averaged trial carries its time stamps.
-        for k in np.flatnonzero(ok):
-            keep[bounds[k] + lengths[k] // 2 : bounds[k + 1]] = False
         for k in np.flatnonzero(ok):
             eye_names[k] = "binocular"
-        return t_raw[keep], x_c, y_c, new_bounds
+        return t_c, x_c, y_c, new_bounds
+    if valid is not None:
+        x_all = kern.masked_float64(x_all, valid)
+        y_all = kern.masked_float64(y_all, valid)
     t_parts, x_parts, y_parts = [], [], []
     lengths = np.diff(bounds)
     eye_obj = np.asarray(eye_values, dtype=object)

@@ -118,6 +118,33 @@ def _pairwise_block(a: FloatArray, lo: int, n: int) -> float:
     return res
 
 
+@njit(cache=True, inline="always")
+def _pairwise_block_inline(a: FloatArray, lo: int, n: int) -> float:
+    """:func:`_pairwise_block`, inlined into its caller (the per-event means of short runs)."""
+    blk = a[lo : lo + n]
+    if n < 8:
+        res = 0.0
+        for i in range(n):
+            res += blk[i]
+        return res
+    r0, r1, r2, r3 = blk[0], blk[1], blk[2], blk[3]
+    r4, r5, r6, r7 = blk[4], blk[5], blk[6], blk[7]
+    stop = n - (n % 8)
+    for i in range(8, stop, 8):
+        r0 += blk[i]
+        r1 += blk[i + 1]
+        r2 += blk[i + 2]
+        r3 += blk[i + 3]
+        r4 += blk[i + 4]
+        r5 += blk[i + 5]
+        r6 += blk[i + 6]
+        r7 += blk[i + 7]
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    for i in range(stop, n):
+        res += blk[i]
+    return res
+
+
 @njit(cache=True)
 def _pairwise_sum(a: FloatArray, lo: int, n: int) -> float:
     """numpy's pairwise summation of ``a[lo:lo + n]`` (its inner loop of ``add`` reductions).
@@ -335,7 +362,12 @@ def _merge_sorted(s: IntArray, e: IntArray, n: int) -> tuple[IntArray, IntArray]
             ce[c] = b
             c += 1
     cs, ce = cs[:c], ce[:c]
-    if c > 1:
+    ordered = True
+    for i in range(1, c):
+        ordered &= cs[i - 1] <= cs[i]
+    if not ordered:
+        # The callers' intervals nearly always come in order already: a stable sort is the
+        # identity then, and its allocations are spared.
         order = np.argsort(cs, kind="mergesort")
         cs, ce = cs[order], ce[order]
     rs = np.empty(c, dtype=np.intp)
@@ -588,6 +620,26 @@ def blank_and_fill(
 
 
 @njit(cache=True)
+def _median3_at(a: FloatArray, i: int) -> float:
+    """NaN-aware median of ``a[i - 1 : i + 2]`` (``moving_median(..., 3)`` at an inner sample)."""
+    p, c, q = a[i - 1], a[i], a[i + 1]
+    if np.isnan(p) or np.isnan(c) or np.isnan(q):
+        if np.isnan(c):
+            return np.nan
+        # With at most two valid values of three, the median of the valid ones is their mean.
+        total = 0.0
+        cnt = 0
+        for v in (p, c, q):
+            if np.isnan(v):
+                total += 0.0
+            else:
+                total += v
+                cnt += 1
+        return total / cnt
+    return max(min(p, c), min(max(p, c), q))
+
+
+@njit(cache=True)
 def median3(a: FloatArray, bounds: IntArray) -> FloatArray:
     """NaN-aware centred median of three within each trial (``moving_median(..., 3)``)."""
     out = np.empty_like(a)
@@ -607,24 +659,21 @@ def median3(a: FloatArray, bounds: IntArray) -> FloatArray:
             any_nan |= (p != p) | (c != c) | (q != q)
         if not any_nan:
             continue
-        for i in range(lo + 1, hi - 1):
-            p, c, q = a[i - 1], a[i], a[i + 1]
-            if np.isnan(p) or np.isnan(c) or np.isnan(q):
-                if np.isnan(c):
-                    out[i] = np.nan
-                    continue
-                # With at most two valid values of three, the median of the valid ones is their mean.
-                total = 0.0
-                cnt = 0
-                for v in (p, c, q):
-                    if np.isnan(v):
-                        total += 0.0
-                    else:
-                        total += v
-                        cnt += 1
-                out[i] = total / cnt
-            else:
-                out[i] = max(min(p, c), min(max(p, c), q))
+        # Nearly every trial has a blink, but few samples are NaN: only the (at most three)
+        # windows around each NaN are redone, found block by block with a vector-code test.
+        done = lo + 1
+        for blk in range(lo, hi, 64):
+            seg = a[blk : min(blk + 64, hi)]
+            has_nan = False
+            for q in range(seg.size):
+                has_nan |= seg[q] != seg[q]
+            if not has_nan:
+                continue
+            for i in range(blk, blk + seg.size):
+                if a[i] != a[i]:
+                    for j in range(max(i - 1, done), min(i + 2, hi - 1)):
+                        out[j] = _median3_at(a, j)
+                    done = max(done, i + 2)
     return out
 
 
@@ -757,21 +806,28 @@ def code_runs(codes: IntArray) -> tuple[IntArray, IntArray]:
 
 @njit(cache=True)
 def run_string_buffers(
-    run_codes: IntArray, run_counts: IntArray, pool: npt.NDArray[np.uint8], lengths: IntArray, width: int
+    run_codes: IntArray,
+    run_counts: IntArray,
+    pool: npt.NDArray[np.uint8],
+    lengths: IntArray,
+    width: int,
+    with_offsets: bool = True,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.uint8]]:
     """Arrow ``large_string`` offsets and data of ``strings[run_codes[r]]`` repeated ``run_counts[r]`` times.
 
     ``pool`` holds string ``c`` at ``[c * width, c * width + lengths[c])``. Within a run the
     offsets step by one length and the data is the string repeated: written once and then
     doubled by block copies, which runs at memory speed instead of string by string.
+    Without ``with_offsets`` the offsets come back empty (the caller has them already).
     """
     n = 0
     total = 0
     for r in range(run_codes.size):
         n += run_counts[r]
         total += run_counts[r] * lengths[run_codes[r]]
-    offsets = np.empty(n + 1, dtype=np.int64)
-    offsets[0] = 0
+    offsets = np.empty(n + 1 if with_offsets else 0, dtype=np.int64)
+    if with_offsets:
+        offsets[0] = 0
     data = np.empty(total, dtype=np.uint8)
     i = 0
     o = 0
@@ -779,16 +835,24 @@ def run_string_buffers(
         c = run_codes[r]
         cnt = run_counts[r]
         size_one = lengths[c]
-        seg = offsets[i + 1 : i + 1 + cnt]
-        for q in range(cnt):
-            seg[q] = o + size_one * (q + 1)
+        if with_offsets:
+            seg = offsets[i + 1 : i + 1 + cnt]
+            for q in range(cnt):
+                seg[q] = o + size_one * (q + 1)
         size = cnt * size_one
         if size:
-            data[o : o + size_one] = pool[c * width : c * width + size_one]
+            # Element loops, not slice assignments: numba compiles an array-to-array slice
+            # assignment to a generic strided copy, ten times slower on bytes than these loops.
+            run = data[o : o + size]
+            src = pool[c * width : c * width + size_one]
+            for q in range(size_one):
+                run[q] = src[q]
             filled = size_one
             while filled < size:
                 m = min(filled, size - filled)
-                data[o + filled : o + filled + m] = data[o : o + m]
+                dst = run[filled : filled + m]
+                for q in range(m):
+                    dst[q] = run[q]
                 filled += m
         i += cnt
         o += size
@@ -835,8 +899,19 @@ def match_strings(
         if c < 0:
             return False
         j = i + 1
-        while j < n and offsets[j + 1] - offsets[j] == m:
-            j += 1
+        # The run's end: whole blocks of lengths are checked with vector code, only the block
+        # where it ends is scanned one by one.
+        while j < n:
+            stop = min(j + 256, n)
+            nxt, cur = offsets[j + 1 : stop + 1], offsets[j:stop]
+            other = False
+            for q in range(stop - j):
+                other |= nxt[q] - cur[q] != m
+            if other:
+                while offsets[j + 1] - offsets[j] == m:
+                    j += 1
+                break
+            j = stop
         a = offsets[i]
         e = offsets[j]
         base = c * width
@@ -892,13 +967,20 @@ def frame_layout(
 
 @njit(cache=True)
 def combine_aligned_eyes(
-    t: npt.NDArray[np.int64], x: FloatArray, y: FloatArray, eye: IntArray, bounds: IntArray
-) -> tuple[BoolArray, IntArray, FloatArray, FloatArray]:
+    t: npt.NDArray[np.int64],
+    x: npt.NDArray[np.floating],
+    y: npt.NDArray[np.floating],
+    valid: BoolArray,
+    eye: IntArray,
+    bounds: IntArray,
+) -> tuple[BoolArray, IntArray, npt.NDArray[np.int64], FloatArray, FloatArray]:
     """Tobii "average" eye of binocular trials laid out as a left block then a right block.
 
     A trial qualifies when its first half is eye code 0, its second half eye code 1 and both
     halves have the same time stamps; returns that flag per trial, the new trial bounds and the
-    combined ``x``/``y`` (qualifying trials halve, the others are copied through unchanged).
+    combined ``t``/``x``/``y`` (qualifying trials halve and keep the time stamps of their first
+    half, the others are copied through unchanged). Positions are read as ``float64``, NaN where
+    not ``valid`` (:func:`masked_float64` folded into this pass).
     """
     n_tr = bounds.size - 1
     ok = np.zeros(n_tr, dtype=np.bool_)
@@ -910,40 +992,47 @@ def combine_aligned_eyes(
         good = m % 2 == 0 and m > 0
         if good:
             h = m // 2
+            # No early exit: the whole-trial test compiles to vector code and trials nearly
+            # always qualify.
+            el, er, tl, tr = eye[a : a + h], eye[a + h : b], t[a : a + h], t[a + h : b]
+            bad = False
             for i in range(h):
-                if eye[a + i] != 0 or eye[a + h + i] != 1 or t[a + i] != t[a + h + i]:
-                    good = False
-                    break
+                bad |= (el[i] != 0) | (er[i] != 1) | (tl[i] != tr[i])
+            good = not bad
         ok[k] = good
         new_bounds[k + 1] = new_bounds[k] + (m // 2 if good else m)
     n_out = new_bounds[n_tr]
+    to = np.empty(n_out, dtype=np.int64)
     xo = np.empty(n_out)
     yo = np.empty(n_out)
     for k in range(n_tr):
         a, b = bounds[k], bounds[k + 1]
         o = new_bounds[k]
         if not ok[k]:
-            xo[o : o + b - a] = x[a:b]
-            yo[o : o + b - a] = y[a:b]
+            for i in range(b - a):
+                to[o + i] = t[a + i]
+                xo[o + i] = np.float64(x[a + i]) if valid[a + i] else np.nan
+                yo[o + i] = np.float64(y[a + i]) if valid[a + i] else np.nan
             continue
         h = (b - a) // 2
+        lxs, lys, rxs, rys = x[a : a + h], y[a : a + h], x[a + h : b], y[a + h : b]
+        lvs, rvs = valid[a : a + h], valid[a + h : b]
+        ts, dt, dx, dy = t[a : a + h], to[o : o + h], xo[o : o + h], yo[o : o + h]
         for i in range(h):
-            lx, ly, rx, ry = x[a + i], y[a + i], x[a + h + i], y[a + h + i]
-            l_ok = not (np.isnan(lx) or np.isnan(ly))
-            r_ok = not (np.isnan(rx) or np.isnan(ry))
-            if l_ok and r_ok:
-                xo[o + i] = 0.5 * (lx + rx)
-                yo[o + i] = 0.5 * (ly + ry)
-            elif l_ok:
-                xo[o + i] = lx
-                yo[o + i] = ly
-            elif r_ok:
-                xo[o + i] = rx
-                yo[o + i] = ry
-            else:
-                xo[o + i] = np.nan
-                yo[o + i] = np.nan
-    return ok, new_bounds, xo, yo
+            lx = np.float64(lxs[i]) if lvs[i] else np.nan
+            ly = np.float64(lys[i]) if lvs[i] else np.nan
+            rx = np.float64(rxs[i]) if rvs[i] else np.nan
+            ry = np.float64(rys[i]) if rvs[i] else np.nan
+            l_ok = (lx == lx) & (ly == ly)
+            r_ok = (rx == rx) & (ry == ry)
+            # Selects instead of branches: the mean where both eyes are valid, else the valid
+            # eye, else NaN.
+            one_x = lx if l_ok else rx
+            one_y = ly if l_ok else ry
+            dt[i] = ts[i]
+            dx[i] = 0.5 * (lx + rx) if (l_ok & r_ok) else (one_x if (l_ok | r_ok) else np.nan)
+            dy[i] = 0.5 * (ly + ry) if (l_ok & r_ok) else (one_y if (l_ok | r_ok) else np.nan)
+    return ok, new_bounds, to, xo, yo
 
 
 @njit(cache=True)
@@ -1036,29 +1125,52 @@ def event_table(
                 s = e
                 continue
             m = e - s
-            # One pass for the lost count, the spans of a clean run and the peak speed, each
-            # with the reduction semantics of its separate numpy-exact loop (NaN propagating
-            # spans, NaN-skipping peak); a dirty run's spans are redone over its valid samples.
+            # The lost count, the spans of a clean run and the peak speed, each with the
+            # reduction semantics of its numpy-exact loop (NaN propagating spans, NaN-skipping
+            # peak) but written as selects and flags, without branches; a dirty run's spans are
+            # redone over its valid samples.
             rx, ry, rxd, ryd, rv = x[s:e], y[s:e], xd[s:e], yd[s:e], v[s:e]
             nbad = 0
-            hx = lx = rxd[0]
-            hy = ly = ryd[0]
-            peak = np.nan
             for i in range(m):
                 nbad += (rx[i] != rx[i]) | (ry[i] != ry[i])
+            hx = lx = rxd[0]
+            hy = ly = ryd[0]
+            nan_x = hx != hx
+            nan_y = hy != hy
+            for i in range(1, m):
                 val = rxd[i]
-                hx = val if (val > hx or val != val) else hx
-                lx = val if (val < lx or val != val) else lx
+                hx = val if val > hx else hx
+                lx = val if val < lx else lx
+                nan_x |= val != val
                 val = ryd[i]
-                hy = val if (val > hy or val != val) else hy
-                ly = val if (val < ly or val != val) else ly
+                hy = val if val > hy else hy
+                ly = val if val < ly else ly
+                nan_y |= val != val
+            if nan_x:
+                hx = lx = np.nan
+            if nan_y:
+                hy = ly = np.nan
+            peak = -np.inf
+            any_speed = False
+            for i in range(m):
                 val = rv[i]
-                peak = val if ((peak != peak or val > peak) and val == val) else peak
+                peak = val if val > peak else peak
+                any_speed |= val == val
+            if not any_speed:
+                peak = np.nan
             cnt = m - nbad
-            mx = _run_mean(x, x, y, s, m, nbad, cnt, buf)
-            my = _run_mean(y, x, y, s, m, nbad, cnt, buf)
-            mxd = _run_mean(xd, x, y, s, m, nbad, cnt, buf)
-            myd = _run_mean(yd, x, y, s, m, nbad, cnt, buf)
+            if nbad == 0 and m <= 129:
+                # A clean run of at most 129 samples (nearly every event): its four sums are
+                # np.add.reduceat's first value plus one unrolled pairwise block, inlined here.
+                mx = (x[s] + _pairwise_block_inline(x, s + 1, m - 1)) / m
+                my = (y[s] + _pairwise_block_inline(y, s + 1, m - 1)) / m
+                mxd = (xd[s] + _pairwise_block_inline(xd, s + 1, m - 1)) / m
+                myd = (yd[s] + _pairwise_block_inline(yd, s + 1, m - 1)) / m
+            else:
+                mx = _run_mean(x, x, y, s, m, nbad, cnt, buf)
+                my = _run_mean(y, x, y, s, m, nbad, cnt, buf)
+                mxd = _run_mean(xd, x, y, s, m, nbad, cnt, buf)
+                myd = _run_mean(yd, x, y, s, m, nbad, cnt, buf)
             if nbad == 0:
                 disp = (hx - lx) + (hy - ly)
             else:
@@ -1247,7 +1359,9 @@ def adaptive_speed(
     return v, buf, offsets
 
 
-@njit(cache=True)
+# numpy's error model: no zero-divisor check per sample (the divisors, sample intervals, are
+# positive), so the step loop compiles to vector code; results are the same IEEE divisions.
+@njit(cache=True, error_model="numpy")
 def adaptive_steps(
     t: FloatArray,
     xd: FloatArray,
@@ -1261,7 +1375,8 @@ def adaptive_steps(
     """Peak thresholds (from the sorted speed subsets), sample-to-sample speed and its quiet subset.
 
     Returns the step speed, the per-trial ``info`` array (first four columns filled), the quiet
-    step subsets (unsorted) and their offsets.
+    step subsets (unsorted) and their offsets. The quiet subsets are written over ``sorted_v``
+    when it has room for ``t.size`` values (it is not read once the thresholds are set).
     """
     n = t.size
     n_tr = bounds.size - 1
@@ -1306,7 +1421,7 @@ def adaptive_steps(
             ddy = ddy * ddy
             s = np.sqrt(ddx + ddy) / ((t1[i] - t0[i]) * 1e-6)
             out[i] = s if np.isfinite(s) else 0.0
-    buf = np.empty(n)
+    buf = sorted_v if sorted_v.size >= n else np.empty(n)
     offsets = np.zeros(bounds.size, dtype=np.intp)
     for k in range(n_tr):
         m = _copy_quiet(step, v, info[k, 0], bounds[k], bounds[k + 1], buf, offsets[k])
@@ -1395,20 +1510,25 @@ def _adaptive_trial(
     if ps.size:
         onset, offset = _peak_edges(step, s_on, ps, pe)
         sac_s, sac_e = _merge_sorted(onset, offset, n)
-        keep = np.empty(sac_s.size, dtype=np.bool_)
+        # The filters compact the (fresh) interval arrays in place instead of masking copies.
+        m = 0
         for r in range(sac_s.size):
-            keep[r] = _duration_ms(t, sac_s[r], sac_e[r], n, dt) >= p[7]
-        sac_s, sac_e = sac_s[keep], sac_e[keep]
+            if _duration_ms(t, sac_s[r], sac_e[r], n, dt) >= p[7]:
+                sac_s[m], sac_e[m] = sac_s[r], sac_e[r]
+                m += 1
+        sac_s, sac_e = sac_s[:m], sac_e[:m]
         if p[8] > 0 and sac_s.size:
             k = _samples(p[9], dt)
             buf = np.empty(2 * k)
-            keep = np.empty(sac_s.size, dtype=np.bool_)
+            m = 0
             for r in range(sac_s.size):
                 bx, by, nb = _window_mean(xd, yd, max(sac_s[r] - k, 0), sac_s[r], k, buf)
                 ax, ay, na = _window_mean(xd, yd, sac_e[r], min(sac_e[r] + k, n), k, buf)
                 amp = np.hypot(ax - bx, ay - by)
-                keep[r] = amp >= p[8] or nb == 0 or na == 0
-            sac_s, sac_e = sac_s[keep], sac_e[keep]
+                if amp >= p[8] or nb == 0 or na == 0:
+                    sac_s[m], sac_e[m] = sac_s[r], sac_e[r]
+                    m += 1
+            sac_s, sac_e = sac_s[:m], sac_e[:m]
         pw = _samples(p[10], dt)
         strong_win = _samples(p[11], dt)
         # Peaks starting within the strong-PSO window after a saccade chain onto it as a PSO.

@@ -324,24 +324,31 @@ def _samples(duration_ms: float, dt_us: float) -> int:
 _RAD_TO_DEG = 180.0 / np.pi
 
 
-def _px_to_deg(geometry: ScreenGeometry, x_px: FloatArray, y_px: FloatArray) -> tuple[FloatArray, FloatArray]:
+def _px_to_deg(
+    geometry: ScreenGeometry,
+    x_px: FloatArray,
+    y_px: FloatArray,
+    out: tuple[FloatArray, FloatArray] | None = None,
+) -> tuple[FloatArray, FloatArray]:
     """:meth:`ScreenGeometry.px_to_deg` with the same arithmetic, done in place on one buffer each.
 
     Fresh temporaries cost as much as the arithmetic on multi-million-sample recordings.
+    ``out`` (``float64`` arrays, which may be ``x_px`` and ``y_px`` themselves) receives the
+    result instead of new arrays.
     """
-    out = []
-    for a, centre, pitch in (
-        (x_px, 0.5 * geometry.screen_width_px, geometry.mm_per_px_x),
-        (y_px, 0.5 * geometry.screen_height_px, geometry.mm_per_px_y),
+    res = []
+    for a, centre, pitch, dst in (
+        (x_px, 0.5 * geometry.screen_width_px, geometry.mm_per_px_x, None if out is None else out[0]),
+        (y_px, 0.5 * geometry.screen_height_px, geometry.mm_per_px_y, None if out is None else out[1]),
     ):
-        d = np.subtract(a, centre)
+        d = np.subtract(a, centre, out=dst)
         d *= pitch / geometry.viewing_distance_mm
         np.arctan(d, out=d)
         # np.degrees is numpy's x * (180.0 / pi) (npy_rad2deg), bit for bit, but an unvectorized
         # loop as slow as the arctan; the multiplication by the same constant runs in SIMD.
         np.multiply(d, _RAD_TO_DEG, out=d)
-        out.append(d)
-    return out[0], out[1]
+        res.append(d)
+    return res[0], res[1]
 
 
 def _norm_inplace(a: FloatArray, b: FloatArray) -> FloatArray:
