@@ -315,12 +315,20 @@ class SequenceConfig(Config):
     collapse_repeats: bool = pydantic.Field(
         default=False, description="merge consecutive fixations on one AOI"
     )
+    min_fixation_ms: float = pydantic.Field(
+        default=80.0,
+        ge=0.0,
+        description="drop shorter fixations before building sequences and transitions (0: keep all); "
+        "80 ms is the usual floor for a fixation that was processed (Rayner 1998)",
+    )
 
 
-@asset(**PARTITIONED, code_version="1")
+@asset(**PARTITIONED, code_version="2")
 def aoi_sequences(config: SequenceConfig, aoi_hits: pd.DataFrame) -> Output[pd.DataFrame]:
     """The AOI sequence of each trial with dwell times, and its stationary and transition entropy."""
-    table = build_aoi_sequences(aoi_hits, collapse_repeats=config.collapse_repeats)
+    table = build_aoi_sequences(
+        aoi_hits, collapse_repeats=config.collapse_repeats, min_fixation_ms=config.min_fixation_ms
+    )
     return Output(
         table,
         metadata={
@@ -332,10 +340,12 @@ def aoi_sequences(config: SequenceConfig, aoi_hits: pd.DataFrame) -> Output[pd.D
     )
 
 
-@asset(**PARTITIONED, code_version="1")
+@asset(**PARTITIONED, code_version="2")
 def transitions(config: SequenceConfig, aoi_hits: pd.DataFrame) -> Output[pd.DataFrame]:
     """Long-format AOI transition matrices: counts and row-normalised probabilities per trial."""
-    table = transition_table(aoi_hits, collapse_repeats=config.collapse_repeats)
+    table = transition_table(
+        aoi_hits, collapse_repeats=config.collapse_repeats, min_fixation_ms=config.min_fixation_ms
+    )
     return Output(
         table,
         metadata={

@@ -70,7 +70,12 @@ class _Units:
     their key values; ``aoi`` indexes ``aoi_ids`` (sorted, so code order is string order).
     """
 
-    def __init__(self, aoi_hits: pd.DataFrame, *, collapse_repeats: bool) -> None:
+    def __init__(
+        self, aoi_hits: pd.DataFrame, *, collapse_repeats: bool, min_fixation_ms: float = 0.0
+    ) -> None:
+        if min_fixation_ms > 0 and "duration_ms" in aoi_hits:
+            # NaN durations (unknown) stay: the comparison is False for them.
+            aoi_hits = aoi_hits.loc[~(aoi_hits["duration_ms"] < min_fixation_ms)]
         key_codes = [_codes(aoi_hits[k]) for k in _KEYS]
         event = aoi_hits["event_index"].to_numpy()
         order = np.lexsort((event, *[c for c, _ in key_codes][::-1]))
@@ -163,6 +168,7 @@ def transition_table(
     *,
     collapse_repeats: bool = False,
     include_self: bool = True,
+    min_fixation_ms: float = 0.0,
 ) -> pd.DataFrame:
     """First-order AOI transition counts and probabilities of every trial.
 
@@ -176,6 +182,9 @@ def transition_table(
         Merge consecutive fixations on the same AOI before counting (aoi_hits input only).
     include_self : bool
         Keep self-transitions (``from_aoi == to_aoi``); they only exist without collapsing.
+    min_fixation_ms : float
+        Drop fixations shorter than this before anything else (aoi_hits input only), so the
+        fixations around a dropped one become consecutive (see :func:`aoi_sequences`).
 
     Returns
     -------
@@ -186,10 +195,10 @@ def transition_table(
     """
     if "sequence" in data:
         hits = _from_sequences(data)
-        collapse_repeats = False
+        min_fixation_ms = 0.0
     else:
         hits = data
-    units = _Units(hits, collapse_repeats=collapse_repeats)
+    units = _Units(hits, collapse_repeats=collapse_repeats, min_fixation_ms=min_fixation_ms)
     return _counts_frame(units, include_self=include_self)
 
 
@@ -199,6 +208,7 @@ def aoi_sequences(
     collapse_repeats: bool = False,
     weighting: Weighting = "fixations",
     n_states: int | Mapping[str, int] | None = None,
+    min_fixation_ms: float = 0.0,
 ) -> pd.DataFrame:
     """AOI sequence and gaze entropies of every trial.
 
@@ -216,19 +226,24 @@ def aoi_sequences(
         Number of AOIs for the normalised entropies: one number, or per ``stimulus_id`` (e.g.
         the stimulus's AOI count + 2 for background and off-screen). ``None``: the number of
         distinct AOIs in each sequence.
+    min_fixation_ms : float
+        Drop fixations shorter than this (NaN durations stay) before building the sequence, and so
+        before collapsing: ``A(200) B(50) A(150)`` with 80 ms becomes ``A A`` (or one visit ``A``).
+        Reading research commonly excludes fixations under 80 ms as too short for lexical
+        processing (Rayner 1998); a trial with no fixation left has no row.
 
     Returns
     -------
     pd.DataFrame
         One row per ``(participant, trial, stimulus_id)``, sorted, with ``sequence`` (list of
         AOI ids), ``dwell_ms`` (list of float durations aligned with ``sequence``),
-        ``n_fixations`` (int32, before collapsing), ``n_elements`` (int32, ``len(sequence)``),
+        ``n_fixations`` (int32, kept fixations before collapsing), ``n_elements`` (int32, ``len(sequence)``),
         ``n_distinct_aois`` (int32), ``stationary_entropy_bits``, ``transition_entropy_bits``,
         ``stationary_entropy_norm``, ``transition_entropy_norm`` (float64).
     """
     if weighting not in ("fixations", "dwell"):
         raise ValueError(f"weighting must be 'fixations' or 'dwell', found {weighting!r}")
-    units = _Units(aoi_hits, collapse_repeats=collapse_repeats)
+    units = _Units(aoi_hits, collapse_repeats=collapse_repeats, min_fixation_ms=min_fixation_ms)
     out: dict[str, Any] = {k: units.keys[k].array for k in units.keys.columns}
     n_groups, m = units.n_groups, max(len(units.aoi_ids), 1)
     g = units.group

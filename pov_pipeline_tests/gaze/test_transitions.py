@@ -161,3 +161,27 @@ def test_entropy_matches_per_trial_reference() -> None:
         assert out.loc[t, "sequence"] == seq
         assert out.loc[t, "stationary_entropy_bits"] == pytest.approx(-(pi * np.log2(pi)).sum())
         assert out.loc[t, "transition_entropy_bits"] == pytest.approx((pi * row_h).sum(), abs=1e-12)
+
+
+def test_short_fixations_are_dropped_before_sequences_and_transitions() -> None:
+    hits = _hits(
+        {("p1", 1): ["A", "B", "A", "C"], ("p1", 2): ["B", "C"]},
+        {("p1", 1): [200.0, 50.0, 150.0, 80.0], ("p1", 2): [40.0, 79.9]},
+    )
+    seq = aoi_sequences(hits, min_fixation_ms=80.0)
+    # Trial 2 has nothing left; in trial 1 the two A fixations become consecutive, 80 ms stays.
+    assert seq["trial"].tolist() == [1]
+    assert seq["sequence"].iloc[0] == ["A", "A", "C"]
+    assert seq["dwell_ms"].iloc[0] == [200.0, 150.0, 80.0]
+    assert seq["n_fixations"].iloc[0] == 3
+    collapsed = aoi_sequences(hits, collapse_repeats=True, min_fixation_ms=80.0)
+    assert collapsed["sequence"].iloc[0] == ["A", "C"] and collapsed["dwell_ms"].iloc[0] == [350.0, 80.0]
+    table = transition_table(hits, min_fixation_ms=80.0)
+    assert list(zip(table["from_aoi"], table["to_aoi"], table["count"], strict=True)) == [
+        ("A", "A", 1),
+        ("A", "C", 1),
+    ]
+    # The default keeps everything; unknown (NaN) durations are never dropped.
+    assert aoi_sequences(hits)["sequence"].tolist() == [["A", "B", "A", "C"], ["B", "C"]]
+    unknown = hits.assign(duration_ms=np.nan)
+    assert aoi_sequences(unknown, min_fixation_ms=80.0)["n_fixations"].tolist() == [4, 2]
