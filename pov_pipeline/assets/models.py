@@ -119,6 +119,12 @@ class TrainingConfig(Config):
     d_model: int = 64
     n_heads: int = 4
     n_layers: int = 2
+    feature_pca_dim: int = pydantic.Field(
+        default=16,
+        ge=0,
+        description="principal components kept of the text/image token features, fitted per fold on "
+        "the training stimuli (0: whole vectors)",
+    )
     models: list[str] = pydantic.Field(
         default_factory=lambda: ["naive", "lstm", "transformer", "pgmt", "ensemble"]
     )
@@ -136,6 +142,7 @@ class TrainingConfig(Config):
         fields = {f.name for f in dataclasses.fields(TrainConfig)}
         values = {k: v for k, v in self.model_dump().items() if k in fields}
         values["models"] = tuple(values["models"])
+        values["feature_pca_dim"] = values["feature_pca_dim"] or None
         return TrainConfig(n_folds=n_folds, **values)
 
 
@@ -162,7 +169,7 @@ def _run_slug(run_id: str) -> str:
         ),
     },
     group_name=GROUP,
-    code_version="1",
+    code_version="2",
     op_tags=accelerator_tags(gpu_capable=True),
 )
 def train_models(

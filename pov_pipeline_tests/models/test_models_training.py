@@ -157,3 +157,25 @@ def test_bf16_autocast_training_runs_and_learns() -> None:
     )
     assert all(p.dtype == torch.float32 for p in net.parameters())
     assert log.train_loss[-1] < log.train_loss[0] - 0.05
+
+
+def test_feature_pca_is_fitted_on_the_given_stimuli_only() -> None:
+    from pov_pipeline.models.training import reduce_features
+
+    rng = np.random.default_rng(4)
+    feat = rng.normal(size=(6, 5, 12)).astype(np.float32)
+    mask = rng.random((6, 5)) < 0.8
+    fit = np.array([0, 2, 3])
+    out = reduce_features(feat, mask, 3, fit)
+    # Changing the tokens of stimuli outside the fit leaves the basis, and the fitted rows, unchanged.
+    other = feat.copy()
+    other[[1, 4, 5]] *= 50.0
+    np.testing.assert_allclose(reduce_features(other, mask, 3, fit)[fit], out[fit], atol=1e-5)
+    # Reference: SVD of the fitted tokens; components agree up to sign.
+    x = feat[fit][mask[fit]].astype(np.float64)
+    _, _, vt = np.linalg.svd(x - x.mean(0), full_matrices=False)
+    ref = (feat[mask].astype(np.float64) - x.mean(0)) @ vt[:3].T
+    got = out[mask]
+    signs = np.sign((ref * got).sum(0))
+    np.testing.assert_allclose(got * signs, ref, atol=1e-4)
+    assert (out[~mask] == 0).all() and out.shape == (6, 5, 3)
