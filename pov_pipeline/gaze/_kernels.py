@@ -90,8 +90,7 @@ EVENT_FLOAT_COLUMNS: tuple[str, ...] = tuple(
 # --------------------------------------------------------------------------------------------
 
 
-@njit(cache=True)
-def _pairwise_block(a: FloatArray, lo: int, n: int) -> float:
+def _pairwise_block_py(a: FloatArray, lo: int, n: int) -> float:
     """numpy's pairwise sum of a block of at most 128 values."""
     # A view indexed from zero spares numba's negative-index handling on every read.
     blk = a[lo : lo + n]
@@ -118,31 +117,11 @@ def _pairwise_block(a: FloatArray, lo: int, n: int) -> float:
     return res
 
 
-@njit(cache=True, inline="always")
-def _pairwise_block_inline(a: FloatArray, lo: int, n: int) -> float:
-    """:func:`_pairwise_block`, inlined into its caller (the per-event means of short runs)."""
-    blk = a[lo : lo + n]
-    if n < 8:
-        res = 0.0
-        for i in range(n):
-            res += blk[i]
-        return res
-    r0, r1, r2, r3 = blk[0], blk[1], blk[2], blk[3]
-    r4, r5, r6, r7 = blk[4], blk[5], blk[6], blk[7]
-    stop = n - (n % 8)
-    for i in range(8, stop, 8):
-        r0 += blk[i]
-        r1 += blk[i + 1]
-        r2 += blk[i + 2]
-        r3 += blk[i + 3]
-        r4 += blk[i + 4]
-        r5 += blk[i + 5]
-        r6 += blk[i + 6]
-        r7 += blk[i + 7]
-    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
-    for i in range(stop, n):
-        res += blk[i]
-    return res
+_pairwise_block = njit(cache=True)(_pairwise_block_py)
+# The same body inlined into its caller (the per-event means of short runs). Not cached on its
+# own: callers inline its IR and are cached themselves, and a second cached dispatcher of the
+# same function would share its cache index.
+_pairwise_block_inline = njit(inline="always")(_pairwise_block_py)
 
 
 @njit(cache=True)
