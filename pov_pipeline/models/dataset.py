@@ -63,6 +63,14 @@ EXCLUSION_REASONS: tuple[str, ...] = (
 
 _PUNCT = re.compile(r"[^\w]+", re.UNICODE)
 
+#: Generic nouns that refer to "the thing in the picture" without naming it ("Something is on the
+#: table", "An item is in the picture"). In a caption that names no object in its image, such a word
+#: is read as a mention of the central object: the reader resolves the vague reference to the most
+#: salient object, so comparing that word with the central object is the verification.
+GENERIC_NOUNS: frozenset[str] = frozenset(
+    {"something", "thing", "things", "object", "objects", "item", "items", "stuff"}
+)
+
 
 def _norm_word(word: str) -> str:
     return _PUNCT.sub("", str(word).lower())
@@ -78,6 +86,8 @@ def aoi_roles(aois: pd.DataFrame, stimuli: pd.DataFrame | None = None) -> pd.Dat
 
     A caption word *mentions* an object when its normalised spelling equals the object's label (or the
     label plus a plural ``s``); when ``stimuli`` is given its ``mentioned_object`` column also counts.
+    In a caption that mentions none of its image's objects, a generic noun (:data:`GENERIC_NOUNS`:
+    "Something is on the table") mentions the central object.
 
     Parameters
     ----------
@@ -114,6 +124,13 @@ def aoi_roles(aois: pd.DataFrame, stimuli: pd.DataFrame | None = None) -> pd.Dat
         m = m[m["norm"] != ""]
         hit = a.merge(m[["stimulus_id", "norm"]], on=["stimulus_id", "norm"])
         mention_ids |= set(zip(hit["stimulus_id"], hit["aoi_id"], strict=True))
+    # Captions that name none of their objects: a generic noun stands for the central object.
+    naming = {s for s, _ in mention_ids}
+    generic = words[words["norm"].isin(GENERIC_NOUNS) & ~words["stimulus_id"].isin(naming)]
+    central = a.loc[is_obj & a["is_central"].to_numpy(), ["stimulus_id", "aoi_id"]]
+    central = central[central["stimulus_id"].isin(set(generic["stimulus_id"]))]
+    mention_ids |= set(zip(generic["stimulus_id"], generic["aoi_id"], strict=True))
+    mention_ids |= set(zip(central["stimulus_id"], central["aoi_id"], strict=True))
     a["is_mention"] = [(s, i) in mention_ids for s, i in zip(a["stimulus_id"], a["aoi_id"], strict=True)]
     obj_type = np.select(
         [a["is_central"] & a["is_mention"], a["is_central"], a["is_mention"]],

@@ -8,6 +8,7 @@ import pytest
 
 from pov_pipeline.models.dataset import (
     TOKEN_TYPES,
+    aoi_roles,
     build_study_tensors,
     build_training_examples,
     shuffle_fixation_order,
@@ -96,6 +97,42 @@ def test_transition_tensor_places_verification_between_word_and_object() -> None
     assert np.all(st.transition[:, 0, :] == 0) and np.all(st.transition[:, 1, :] == 0)
     sums = st.transition.sum(-1)
     assert np.all(sums <= 1.0 + 1e-5)
+
+
+def _caption_aois(stimulus_id: str, words: list[str], objects: list[tuple[str, bool]]) -> pd.DataFrame:
+    rows = [
+        {"stimulus_id": stimulus_id, "aoi_id": f"word:{i}", "aoi_kind": "word", "label": w, "word_index": i}
+        for i, w in enumerate(words)
+    ]
+    rows += [
+        {"stimulus_id": stimulus_id, "aoi_id": f"obj:{o}", "aoi_kind": "object", "label": o, "is_central": c}
+        for o, c in objects
+    ]
+    return pd.DataFrame(rows)
+
+
+def test_roles_resolve_generic_noun_to_central_object_only_when_nothing_is_named() -> None:
+    objects = [("boat", True), ("table", False), ("cup", False)]
+    aois = pd.concat(
+        [
+            # names nothing in its image: "Something" stands for the central boat
+            _caption_aois("vague", ["Something", "is", "on", "the", "shelf"], objects),
+            # names the table: "Something" is not resolved, the table is the mention
+            _caption_aois("named", ["Something", "is", "on", "the", "table"], objects),
+            # neither a name nor a generic noun: no mention at all
+            _caption_aois("none", ["It", "is", "nice"], objects),
+        ],
+        ignore_index=True,
+    )
+    roles = aoi_roles(aois).set_index(["stimulus_id", "aoi_id"])["token_type"]
+    assert roles["vague", "word:0"] == "mentioning_word"
+    assert roles["vague", "obj:boat"] == "object_central_mentioned"
+    assert roles["vague", "obj:table"] == "object"
+    assert roles["named", "word:0"] == "word"
+    assert roles["named", "word:4"] == "mentioning_word"
+    assert roles["named", "obj:table"] == "object_mentioned"
+    assert roles["named", "obj:boat"] == "object_central"
+    assert set(roles["none"]) == {"word", "object", "object_central"}
 
 
 def test_transitions_from_sequences_counts() -> None:
