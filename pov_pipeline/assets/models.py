@@ -24,6 +24,7 @@ from dagster import (
 
 from pov_pipeline.accel import accelerator_tags
 from pov_pipeline.models import PROTOCOLS, TrainConfig, build_training_examples, make_splits, run_experiment
+from pov_pipeline.models.dataset import GENERIC_NOUNS
 from pov_pipeline.reports import headline_markdown, render_report
 from pov_pipeline.resources import LakeResource
 from pov_pipeline.store import stage
@@ -128,6 +129,11 @@ class TrainingConfig(Config):
     models: list[str] = pydantic.Field(
         default_factory=lambda: ["naive", "lstm", "transformer", "pgmt", "ensemble"]
     )
+    generic_nouns: list[str] = pydantic.Field(
+        default_factory=lambda: sorted(GENERIC_NOUNS),
+        description="nouns that stand for an unnamed object ('Something is on the table'); in a caption "
+        "naming none of its objects they mention the central object ([] switches this off)",
+    )
     ablations: bool = pydantic.Field(
         default=True, description="PGMT with shuffled fixation order / swapped transitions"
     )
@@ -142,6 +148,7 @@ class TrainingConfig(Config):
         fields = {f.name for f in dataclasses.fields(TrainConfig)}
         values = {k: v for k, v in self.model_dump().items() if k in fields}
         values["models"] = tuple(values["models"])
+        values["generic_nouns"] = tuple(values["generic_nouns"])
         values["feature_pca_dim"] = values["feature_pca_dim"] or None
         return TrainConfig(n_folds=n_folds, **values)
 
@@ -169,7 +176,7 @@ def _run_slug(run_id: str) -> str:
         ),
     },
     group_name=GROUP,
-    code_version="2",
+    code_version="3",
     op_tags=accelerator_tags(gpu_capable=True),
 )
 def train_models(

@@ -15,6 +15,7 @@ are mapped onto it; ``sentence`` and the participant token have no AOI.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -81,13 +82,18 @@ def _object_label(aoi_id: str, label: object) -> str:
     return _norm_word(text)
 
 
-def aoi_roles(aois: pd.DataFrame, stimuli: pd.DataFrame | None = None) -> pd.DataFrame:
+def aoi_roles(
+    aois: pd.DataFrame,
+    stimuli: pd.DataFrame | None = None,
+    *,
+    generic_nouns: Iterable[str] = GENERIC_NOUNS,
+) -> pd.DataFrame:
     """Tag every AOI with the roles the models use.
 
     A caption word *mentions* an object when its normalised spelling equals the object's label (or the
     label plus a plural ``s``); when ``stimuli`` is given its ``mentioned_object`` column also counts.
-    In a caption that mentions none of its image's objects, a generic noun (:data:`GENERIC_NOUNS`:
-    "Something is on the table") mentions the central object.
+    In a caption that mentions none of its image's objects, a generic noun (``generic_nouns``, by
+    default :data:`GENERIC_NOUNS`: "Something is on the table") mentions the central object.
 
     Parameters
     ----------
@@ -95,6 +101,9 @@ def aoi_roles(aois: pd.DataFrame, stimuli: pd.DataFrame | None = None) -> pd.Dat
         Table with ``stimulus_id, aoi_id, aoi_kind, label, word_index, is_central``.
     stimuli:
         Optional stimuli table with ``stimulus_id, mentioned_object``.
+    generic_nouns:
+        Words (compared lower-case, without punctuation) that stand for an unnamed object; empty to
+        switch the resolution off.
 
     Returns
     -------
@@ -126,7 +135,8 @@ def aoi_roles(aois: pd.DataFrame, stimuli: pd.DataFrame | None = None) -> pd.Dat
         mention_ids |= set(zip(hit["stimulus_id"], hit["aoi_id"], strict=True))
     # Captions that name none of their objects: a generic noun stands for the central object.
     naming = {s for s, _ in mention_ids}
-    generic = words[words["norm"].isin(GENERIC_NOUNS) & ~words["stimulus_id"].isin(naming)]
+    vague = {_norm_word(w) for w in generic_nouns}
+    generic = words[words["norm"].isin(vague) & ~words["stimulus_id"].isin(naming)]
     central = a.loc[is_obj & a["is_central"].to_numpy(), ["stimulus_id", "aoi_id"]]
     central = central[central["stimulus_id"].isin(set(generic["stimulus_id"]))]
     mention_ids |= set(zip(generic["stimulus_id"], generic["aoi_id"], strict=True))
@@ -302,8 +312,11 @@ def stimulus_token_table(
     image_features: pd.DataFrame,
     *,
     stimuli: pd.DataFrame | None = None,
+    generic_nouns: Iterable[str] = GENERIC_NOUNS,
 ) -> pd.DataFrame:
     """The content tokens of every stimulus, in model order (without the participant token).
+
+    Token types come from :func:`aoi_roles` (with ``stimuli`` and ``generic_nouns``).
 
     Returns
     -------
@@ -311,7 +324,9 @@ def stimulus_token_table(
         ``stimulus_id, aoi_id, modality (text|image), feature_row, token_type, word_index`` where
         ``feature_row`` indexes the row of ``text_features`` / ``image_features``.
     """
-    roles = aoi_roles(aois, stimuli)[["stimulus_id", "aoi_id", "token_type", "word_index"]]
+    roles = aoi_roles(aois, stimuli, generic_nouns=generic_nouns)[
+        ["stimulus_id", "aoi_id", "token_type", "word_index"]
+    ]
     parts = []
     for modality, feats, special, special_type in (
         ("text", text_features, "sentence", "sentence"),
@@ -481,9 +496,15 @@ def build_study_tensors(
     image_features: pd.DataFrame,
     *,
     stimuli: pd.DataFrame | None = None,
+    generic_nouns: Iterable[str] = GENERIC_NOUNS,
 ) -> StudyTensors:
-    """Gather feature vectors once per stimulus and build the per-trial arrays of all models."""
-    tokens = stimulus_token_table(aois, text_features, image_features, stimuli=stimuli)
+    """Gather feature vectors once per stimulus and build the per-trial arrays of all models.
+
+    ``stimuli`` and ``generic_nouns`` decide the token and AOI roles (see :func:`aoi_roles`).
+    """
+    tokens = stimulus_token_table(
+        aois, text_features, image_features, stimuli=stimuli, generic_nouns=generic_nouns
+    )
     stim_ids = sorted(set(examples["stimulus_id"]))
     tokens = tokens[tokens["stimulus_id"].isin(stim_ids)]
     counts = tokens.groupby(["stimulus_id", "modality"]).size().unstack(fill_value=0)
@@ -514,7 +535,7 @@ def build_study_tensors(
     token_aoi[t["stim"], t["pos"]] = t["aoi_id"].to_numpy()
 
     stim_index = examples["stimulus_id"].map({s: i for i, s in enumerate(stim_ids)}).to_numpy(np.int64)
-    roles = aoi_roles(aois, stimuli)
+    roles = aoi_roles(aois, stimuli, generic_nouns=generic_nouns)
     types, logd, seq_len, flat = _sequence_arrays(examples, stim_index, roles, stim_ids)
 
     partial = StudyTensors(

@@ -37,6 +37,7 @@ from pov_pipeline.accel import autocast, autocast_dtype, select_device
 from pov_pipeline.atomic import atomic_write, write_bytes_atomic
 from pov_pipeline.models.alignment import alignment_table
 from pov_pipeline.models.dataset import (
+    GENERIC_NOUNS,
     StudyTensors,
     build_study_tensors,
     shuffle_fixation_order,
@@ -103,6 +104,10 @@ class TrainConfig:
         keeps them whole. With 1280-d image and 384-d text vectors of ~120 training stimuli the full
         projections memorise the stimuli: on the paper demo (unseen_stimuli, 80 ms fixation floor)
         16 components took the PGMT from 0.836 to 0.845 (8: 0.845, 32 fitted on all stimuli: 0.844).
+    generic_nouns:
+        Words that stand for an unnamed object ("Something is on the table"); in a caption that names
+        none of its image's objects they mention the central object (see
+        :func:`~pov_pipeline.models.dataset.aoi_roles`). Empty switches this off.
     """
 
     seed: int = 0
@@ -127,6 +132,7 @@ class TrainConfig:
     device: str = "auto"
     mixed_precision: str = "auto"
     feature_pca_dim: int | None = 16
+    generic_nouns: tuple[str, ...] = tuple(sorted(GENERIC_NOUNS))
 
     @classmethod
     def quick(cls, **overrides: object) -> TrainConfig:
@@ -537,7 +543,9 @@ def run_experiment(
     prev_threads = torch.get_num_threads()
     torch.set_num_threads(config.n_threads)
     ex = examples.reset_index(drop=True)
-    st = build_study_tensors(ex, aois, text_features, image_features, stimuli=stimuli)
+    st = build_study_tensors(
+        ex, aois, text_features, image_features, stimuli=stimuli, generic_nouns=config.generic_nouns
+    )
     device = select_device(config.device)
     labels = torch.as_tensor(st.labels, device=device)
     T_observed = torch.as_tensor(st.transition, device=device)

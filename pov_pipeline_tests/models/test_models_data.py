@@ -133,6 +133,13 @@ def test_roles_resolve_generic_noun_to_central_object_only_when_nothing_is_named
     assert roles["named", "obj:table"] == "object_mentioned"
     assert roles["named", "obj:boat"] == "object_central"
     assert set(roles["none"]) == {"word", "object", "object_central"}
+    # The list is configurable: empty switches the resolution off, another list resolves other words.
+    off = aoi_roles(aois, generic_nouns=()).set_index(["stimulus_id", "aoi_id"])["token_type"]
+    assert set(off["vague"]) == {"word", "object", "object_central"}
+    custom = aoi_roles(aois, generic_nouns=("It",)).set_index(["stimulus_id", "aoi_id"])["token_type"]
+    assert custom["none", "word:0"] == "mentioning_word"
+    assert custom["none", "obj:boat"] == "object_central_mentioned"
+    assert custom["vague", "word:0"] == "word"
 
 
 def test_transitions_from_sequences_counts() -> None:

@@ -179,3 +179,14 @@ def test_feature_pca_is_fitted_on_the_given_stimuli_only() -> None:
     signs = np.sign((ref * got).sum(0))
     np.testing.assert_allclose(got * signs, ref, atol=1e-4)
     assert (out[~mask] == 0).all() and out.shape == (6, 5, 3)
+
+
+def test_dagster_training_config_maps_onto_train_config() -> None:
+    from pov_pipeline.assets.models import TrainingConfig
+
+    default = TrainingConfig().to_train_config(n_folds=5)
+    assert default.generic_nouns == TrainConfig().generic_nouns
+    assert "something" in default.generic_nouns
+    cfg = TrainingConfig(generic_nouns=[], feature_pca_dim=0, models=["naive"]).to_train_config(n_folds=3)
+    assert cfg.generic_nouns == () and cfg.feature_pca_dim is None and cfg.models == ("naive",)
+    assert cfg.n_folds == 3
