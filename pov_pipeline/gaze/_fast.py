@@ -221,11 +221,7 @@ def _adaptive_frame(
             # of memory in use, the fewer fresh pages the next frame has to fault in.
             del cores
     pv = _adaptive_param_vector(p)
-    v_sub, v_off = kern.finite_subsets(v, bounds)
-    kern.sort_segments(v_sub, v_off)
-    step, info, q_sub, q_off = kern.adaptive_steps(t, xd, yd, v, v_sub, v_off, bounds, pv)
-    kern.sort_segments(q_sub, q_off)
-    lab = kern.adaptive_labels(t, xd, yd, v, step, lost, q_sub, q_off, bounds, dts, info, pv)
+    lab, info = kern.adaptive_trials(t, xd, yd, v, lost, bounds, dts, pv)
     infos: list[dict[str, Any]] = []
     if with_info:
         for k in range(n_tr):

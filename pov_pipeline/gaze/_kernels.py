@@ -257,36 +257,10 @@ def _median_and_mad(s: FloatArray, lo: int, n: int) -> tuple[float, float]:
 
 @njit(cache=True)
 def _subset_stride(count: int, n: int) -> int:
-    """Stride of ``_strided_subset``: thin ``count`` kept values of ``n`` to the cap."""
+    """Stride of ``detection._strided_subset``: thin ``count`` kept values of ``n`` to the cap."""
     if count > THRESHOLD_SAMPLE_CAP:
         return (count + THRESHOLD_SAMPLE_CAP - 1) // THRESHOLD_SAMPLE_CAP
     return 1
-
-
-@njit(cache=True)
-def _copy_subset(a: FloatArray, keep: BoolArray, lo: int, hi: int, out: FloatArray, o: int) -> int:
-    """``_strided_subset(a[lo:hi], keep[lo:hi])`` written to ``out[o:]``; returns its size."""
-    count = 0
-    for i in range(lo, hi):
-        if keep[i]:
-            count += 1
-    stride = _subset_stride(count, hi - lo)
-    m = 0
-    if stride == 1:
-        # The usual case: no integer division per sample.
-        for i in range(lo, hi):
-            if keep[i]:
-                out[o + m] = a[i]
-                m += 1
-        return m
-    c = 0
-    for i in range(lo, hi):
-        if keep[i]:
-            if c % stride == 0:
-                out[o + m] = a[i]
-                m += 1
-            c += 1
-    return m
 
 
 @njit(cache=True)
@@ -363,27 +337,8 @@ def _merge_sorted(s: IntArray, e: IntArray, n: int) -> tuple[IntArray, IntArray]
 
 
 @njit(cache=True)
-def _true_runs(m: BoolArray) -> tuple[IntArray, IntArray]:
-    n = m.size
-    cnt = 0
-    for i in range(n):
-        if m[i] and (i == 0 or not m[i - 1]):
-            cnt += 1
-    rs = np.empty(cnt, dtype=np.intp)
-    re = np.empty(cnt, dtype=np.intp)
-    c = 0
-    for i in range(n):
-        if m[i] and (i == 0 or not m[i - 1]):
-            rs[c] = i
-        if m[i] and (i == n - 1 or not m[i + 1]):
-            re[c] = i + 1
-            c += 1
-    return rs, re
-
-
-@njit(cache=True)
 def _runs_above(a: FloatArray, thr: float) -> tuple[IntArray, IntArray]:
-    """``_true_runs(a > thr)`` in one pass, without the mask."""
+    """Start and end indices of the runs of ``a > thr`` (NaN is not above), in one pass."""
     n = a.size
     # A run takes at least two samples of the mask (itself and a gap), so this bounds the count;
     # untouched pages of the buffers are never faulted in.
@@ -461,20 +416,72 @@ def _window_mean(
 
 
 @njit(cache=True)
-def _absorb_into_blinks(lab: Int8Array) -> None:
-    """Relabel stretches of saccade/PSO/unclassified samples next to a blink as blink."""
+def _discard_and_absorb(lab: Int8Array, t: FloatArray, dt_us: float, min_ms: float) -> None:
+    """``_discard_short`` then the reference's ``_absorb_into_blinks``, in one walk over the runs.
+
+    Short fixations become unclassified, then every maximal stretch of saccade, PSO and
+    unclassified samples next to a blink becomes blink. The reference also absorbs once before
+    discarding; that pass changes no fixation run and only blinks part of a stretch that this
+    one blinks whole, so it is left out. One walk instead of three per trial.
+    """
     n = lab.size
+    stretch = -1  # start of the open stretch of absorbable samples, -1 when none
+    after_blink = False
     i = 0
     while i < n:
         c = lab[i]
-        if c != SACCADE and c != PSO and c != UNCLASSIFIED:
-            i += 1
-            continue
         s = i
-        while i < n and (lab[i] == SACCADE or lab[i] == PSO or lab[i] == UNCLASSIFIED):
+        i += 1
+        while i < n and lab[i] == c:
             i += 1
-        if (s > 0 and lab[s - 1] == BLINK) or (i < n and lab[i] == BLINK):
-            lab[s:i] = BLINK
+        if c == FIXATION and _duration_ms(t, s, i, n, dt_us) < min_ms - 1e-9:
+            lab[s:i] = UNCLASSIFIED
+            c = UNCLASSIFIED
+        if c in (SACCADE, PSO, UNCLASSIFIED):
+            if stretch < 0:
+                stretch = s
+                after_blink = s > 0 and lab[s - 1] == BLINK
+            continue
+        if stretch >= 0 and (after_blink or c == BLINK):
+            lab[stretch:s] = BLINK
+        stretch = -1
+    if stretch >= 0 and after_blink:
+        lab[stretch:n] = BLINK
+
+
+@njit(cache=True)
+def _init_labels(lost: BoolArray, lab: Int8Array) -> tuple[IntArray, IntArray]:
+    """Label lost samples LOST, the others FIXATION, and return the runs of lost samples.
+
+    Marking the lost samples first (the reference marks them after the saccades and PSOs, which
+    then skip them) spares a pass; the runs come from the same pass.
+    """
+    n = lost.size
+    rs = np.empty((n + 1) // 2, dtype=np.intp)
+    re = np.empty((n + 1) // 2, dtype=np.intp)
+    c = 0
+    inside = False
+    for i in range(n):
+        li = lost[i]
+        lab[i] = LOST if li else FIXATION
+        if li and not inside:
+            rs[c] = i
+        elif inside and not li:
+            re[c] = i
+            c += 1
+        inside = li
+    if inside:
+        re[c] = n
+        c += 1
+    return rs[:c], re[:c]
+
+
+@njit(cache=True)
+def _paint_unlost(lab: Int8Array, lo: int, hi: int, code: int) -> None:
+    """``lab[lo:hi] = code`` except on lost samples (see :func:`_init_labels`)."""
+    for i in range(lo, hi):
+        if lab[i] != LOST:
+            lab[i] = code
 
 
 @njit(cache=True)
@@ -693,8 +700,8 @@ def savgol_speed(
 ) -> None:
     """:func:`savgol_assemble` of both velocity components, written as the speed into ``v``.
 
-    The components are never stored: ``v = sqrt(vx**2 + vy**2)`` with the arithmetic of
-    :func:`adaptive_speed`.
+    The components are never stored: ``v = sqrt(vx * vx + vy * vy)``, per sample, as the
+    numpy reference computes it.
     """
     half = window // 2
     for k in trials:
@@ -724,33 +731,28 @@ def savgol_speed(
 
 
 @njit(cache=True)
-def finite_subsets(v: FloatArray, bounds: IntArray) -> tuple[FloatArray, IntArray]:
-    """The subsets of :func:`adaptive_speed` (finite speeds per trial, thinned) and their offsets."""
-    n = v.size
-    buf = np.empty(n)
-    offsets = np.zeros(bounds.size, dtype=np.intp)
-    for k in range(bounds.size - 1):
-        lo, hi = bounds[k], bounds[k + 1]
-        o = offsets[k]
-        # Unthinned (the usual case), branch-free: every value is written, the position only
-        # advances past kept ones. ``o + m <= i`` (offsets never pass bounds), so no write
-        # lands beyond the trial's own slice or clobbers an unread value.
+def _finite_subset(v: FloatArray, lo: int, hi: int, out: FloatArray, o: int) -> int:
+    """The finite speeds of ``v[lo:hi]``, thinned to the cap (:func:`_subset_stride`), written to ``out[o:]``.
+
+    Returns their count. Unthinned (the usual case) the copy is branch-free: every value is
+    written, the position only advances past kept ones, so ``out`` may be ``v`` itself when
+    ``o <= lo`` (no write lands past the sample being read).
+    """
+    m = 0
+    for i in range(lo, hi):
+        out[o + m] = v[i]
+        m += np.isfinite(v[i])
+    stride = _subset_stride(m, hi - lo)
+    if stride > 1:
         m = 0
+        c = 0
         for i in range(lo, hi):
-            buf[o + m] = v[i]
-            m += np.isfinite(v[i])
-        stride = _subset_stride(m, hi - lo)
-        if stride > 1:
-            m = 0
-            c = 0
-            for i in range(lo, hi):
-                if np.isfinite(v[i]):
-                    if c % stride == 0:
-                        buf[o + m] = v[i]
-                        m += 1
-                    c += 1
-        offsets[k + 1] = o + m
-    return buf, offsets
+            if np.isfinite(v[i]):
+                if c % stride == 0:
+                    out[o + m] = v[i]
+                    m += 1
+                c += 1
+    return m
 
 
 @njit(cache=True)
@@ -1198,8 +1200,12 @@ def event_table(
 _INSERTION_MAX = 32
 #: Radix digit width (bits); the sort keys have two digits.
 _RADIX_DIGIT_BITS = 11
-#: Values further than this many octaves below a segment's largest share the lowest key.
-_RADIX_OCTAVES = 20
+#: Segments shorter than this use digits one bit narrower: half the histogram to clear and sum.
+_RADIX_SHORT = 1024
+#: Values further than this many octaves below a segment's largest share the lowest key. Wide
+#: enough that the float noise of a held position (1e-13 deg/s beside saccades of hundreds) keeps
+#: keys of its own: a shared lowest key would leave a long run for the comparison sort.
+_RADIX_OCTAVES = 60
 
 
 @njit(cache=True)
@@ -1239,10 +1245,11 @@ def _radix_sort(a: FloatArray, key: IntArray, tmp_key: IntArray, tmp_val: FloatA
         kmax = max(kmax, k)
     # One exponent step is 1 << 51 in halved bits.
     klo = max(kmin, kmax - (np.int64(_RADIX_OCTAVES) << 51))
+    db = _RADIX_DIGIT_BITS if n >= _RADIX_SHORT else _RADIX_DIGIT_BITS - 1
     shift = 0
-    while ((kmax - klo) >> shift) >= (1 << (2 * _RADIX_DIGIT_BITS)):
+    while ((kmax - klo) >> shift) >= (1 << (2 * db)):
         shift += 1
-    nd = 1 << _RADIX_DIGIT_BITS
+    nd = 1 << db
     mask = nd - 1
     h0 = hist[:nd]
     h1 = hist[nd : 2 * nd]
@@ -1252,7 +1259,7 @@ def _radix_sort(a: FloatArray, key: IntArray, tmp_key: IntArray, tmp_val: FloatA
         k = (max(key[i], klo) - klo) >> shift
         key[i] = k
         h0[k & mask] += 1
-        h1[k >> _RADIX_DIGIT_BITS] += 1
+        h1[k >> db] += 1
     c0 = 0
     c1 = 0
     for d in range(nd):
@@ -1271,21 +1278,41 @@ def _radix_sort(a: FloatArray, key: IntArray, tmp_key: IntArray, tmp_val: FloatA
         tmp_val[j] = a[i]
     for i in range(n):
         k = tmp_key[i]
-        d = k >> _RADIX_DIGIT_BITS
+        d = k >> db
         j = h1[d]
         h1[d] = j + 1
         key[j] = k
         a[j] = tmp_val[i]
-    i = 0
+    _sort_tied_keys(a, key)
+
+
+@njit(cache=True)
+def _sort_tied_keys(a: FloatArray, key: IntArray) -> None:
+    """Finish a sort by key: sort each run of equal keys that holds a descent.
+
+    A run without a descent is sorted already, and keys differ between runs, so only the
+    (few) runs where two distinct values share a key are visited: the scan for descents is
+    one predictable comparison per value instead of a walk over every run.
+    """
+    n = a.size
+    i = 1
     while i < n:
-        j = i + 1
-        while j < n and key[j] == key[i]:
-            j += 1
-        if j - i > _INSERTION_MAX:
-            a[i:j] = np.sort(a[i:j])
-        elif j - i > 1:
-            _insertion_sort(a, i, j)
-        i = j
+        if not a[i] < a[i - 1]:
+            i += 1
+            continue
+        k = key[i]
+        lo = i - 1
+        while lo > 0 and key[lo - 1] == k:
+            lo -= 1
+        hi = i + 1
+        while hi < n and key[hi] == k:
+            hi += 1
+        if hi - lo > _INSERTION_MAX:
+            a[lo:hi] = np.sort(a[lo:hi])
+        else:
+            _insertion_sort(a, lo, hi)
+        # a[hi] has a larger key than the run: no descent there.
+        i = hi + 1
 
 
 @njit(cache=True)
@@ -1295,17 +1322,31 @@ def sort_segments(buf: FloatArray, offsets: IntArray) -> None:
     The result holds exactly the values ``np.sort`` gives (a sorted array is unique up to equal
     values), about twice as fast on speed subsets of a few thousand values.
     """
-    maxn = 0
-    for k in range(offsets.size - 1):
-        maxn = max(maxn, offsets[k + 1] - offsets[k])
-    key = np.empty(maxn, dtype=np.int64)
-    tmp_key = np.empty(maxn, dtype=np.int64)
-    tmp_val = np.empty(maxn)
-    hist = np.empty(2 << _RADIX_DIGIT_BITS, dtype=np.int64)
+    key, tmp_key, tmp_val, hist = _radix_scratch(_longest(offsets))
     for k in range(offsets.size - 1):
         lo, hi = offsets[k], offsets[k + 1]
         if hi - lo >= 10:
             _radix_sort(buf[lo:hi], key, tmp_key, tmp_val, hist)
+
+
+@njit(cache=True)
+def _longest(bounds: IntArray) -> int:
+    """Length of the longest segment ``[bounds[k], bounds[k + 1])``."""
+    maxn = 0
+    for k in range(bounds.size - 1):
+        maxn = max(maxn, bounds[k + 1] - bounds[k])
+    return maxn
+
+
+@njit(cache=True)
+def _radix_scratch(maxn: int) -> tuple[IntArray, IntArray, FloatArray, IntArray]:
+    """Work arrays of :func:`_radix_sort` for segments of up to ``maxn`` values."""
+    return (
+        np.empty(maxn, dtype=np.int64),
+        np.empty(maxn, dtype=np.int64),
+        np.empty(maxn),
+        np.empty(2 << _RADIX_DIGIT_BITS, dtype=np.int64),
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -1314,103 +1355,114 @@ def sort_segments(buf: FloatArray, offsets: IntArray) -> None:
 
 
 @njit(cache=True)
-def adaptive_speed(
-    vx: FloatArray, vy: FloatArray, bounds: IntArray
-) -> tuple[FloatArray, FloatArray, IntArray]:
-    """Speed ``sqrt(vx**2 + vy**2)`` and, per trial, the subset its peak threshold is fitted on.
+def _peak_threshold(s: FloatArray, size: int, p: FloatArray, info: FloatArray) -> None:
+    """Peak and onset thresholds from the sorted speed subset ``s[:size]`` into ``info[0:4]``.
 
-    Returns the speed, the subsets (trial ``k``'s at ``[offsets[k], offsets[k + 1])``, unsorted:
-    the caller sorts them with numpy) and the offsets.
+    The reference's iteration: median and MAD of the speeds below the threshold, until the
+    threshold moves by less than 1 deg/s.
     """
-    n = vx.size
-    v = np.empty(n)
-    fin = np.empty(n, dtype=np.bool_)
-    for i in range(n):
-        a = vx[i] * vx[i]
-        b = vy[i] * vy[i]
-        v[i] = np.sqrt(a + b)
-        fin[i] = np.isfinite(v[i])
-    buf = np.empty(n)
-    offsets = np.zeros(bounds.size, dtype=np.intp)
-    for k in range(bounds.size - 1):
-        m = _copy_subset(v, fin, bounds[k], bounds[k + 1], buf, offsets[k])
-        offsets[k + 1] = offsets[k] + m
-    return v, buf, offsets
+    if size < 10:
+        pt, on_thr, mean, sd = p[0], p[5] * 3, 0.0, 0.0
+    else:
+        pt = p[0]
+        mean = 0.0
+        sd = 0.0
+        for _ in range(int(p[6])):
+            nb = np.searchsorted(s[:size], pt)
+            if nb < 10:
+                break
+            mean, mad = _median_and_mad(s, 0, nb)
+            sd = 1.4826 * mad
+            new = mean + p[1] * sd
+            if abs(new - pt) < 1.0:
+                pt = new
+                break
+            pt = new
+        pt = min(max(pt, p[3]), p[4])
+        onset = max(mean + p[2] * sd, p[5])
+        on_thr = min(onset, pt)
+    info[0] = pt
+    info[1] = on_thr
+    info[2] = mean
+    info[3] = sd
 
 
 # numpy's error model: no zero-divisor check per sample (the divisors, sample intervals, are
 # positive), so the step loop compiles to vector code; results are the same IEEE divisions.
 @njit(cache=True, error_model="numpy")
-def adaptive_steps(
+def _step_speed(t: FloatArray, xd: FloatArray, yd: FloatArray, out: FloatArray) -> None:
+    """Sample-to-sample speed of one trial into ``out[:t.size]``.
+
+    0 at the first sample and where not finite, as the reference has it.
+    """
+    n = t.size
+    if n == 0:
+        return
+    out[0] = 0.0
+    # Shifted views indexed from zero: the loop then compiles to vector code.
+    x0, x1, y0, y1 = xd[: n - 1], xd[1:], yd[: n - 1], yd[1:]
+    t0, t1, dst = t[: n - 1], t[1:], out[1:n]
+    for i in range(n - 1):
+        ddx = x1[i] - x0[i]
+        ddy = y1[i] - y0[i]
+        ddx = ddx * ddx
+        ddy = ddy * ddy
+        s = np.sqrt(ddx + ddy) / ((t1[i] - t0[i]) * 1e-6)
+        dst[i] = s if np.isfinite(s) else 0.0
+
+
+@njit(cache=True)
+def adaptive_trials(
     t: FloatArray,
     xd: FloatArray,
     yd: FloatArray,
     v: FloatArray,
-    sorted_v: FloatArray,
-    v_offsets: IntArray,
+    lost: BoolArray,
     bounds: IntArray,
+    dts: FloatArray,
     p: FloatArray,
-) -> tuple[FloatArray, FloatArray, FloatArray, IntArray]:
-    """Peak thresholds (from the sorted speed subsets), sample-to-sample speed and its quiet subset.
+) -> tuple[Int8Array, FloatArray]:
+    """Labels of every trial and its adapted thresholds (an ``(n_trials, 7)`` array, :data:`ADAPTIVE_INFO`).
 
-    Returns the step speed, the per-trial ``info`` array (first four columns filled), the quiet
-    step subsets (unsorted) and their offsets. The quiet subsets are written over ``sorted_v``
-    when it has room for ``t.size`` values (it is not read once the thresholds are set).
+    Each trial runs start to end before the next: speed subset, its sort and the peak
+    threshold, the step speed, its quiet subset and noise, then the labels. A trial's arrays
+    (tens of KB) then stay in cache across these steps, where frame-wide passes would stream
+    every array from memory again for each step; the step speed and the subsets live in
+    trial-sized scratch, not frame-sized arrays.
     """
-    n = t.size
     n_tr = bounds.size - 1
     info = np.zeros((n_tr, 7))
-    step = np.empty(n)
+    lab = np.empty(t.size, dtype=np.int8)
+    maxn = _longest(bounds)
+    sub = np.empty(maxn)
+    step = np.empty(maxn)
+    key, tmp_key, tmp_val, hist = _radix_scratch(maxn)
     for k in range(n_tr):
         a, b = bounds[k], bounds[k + 1]
-        lo = v_offsets[k]
-        size = v_offsets[k + 1] - lo
-        if size < 10:
-            pt, on_thr, mean, sd = p[0], p[5] * 3, 0.0, 0.0
-        else:
-            pt = p[0]
-            mean = 0.0
-            sd = 0.0
-            for _ in range(int(p[6])):
-                nb = np.searchsorted(sorted_v[lo : lo + size], pt)
-                if nb < 10:
-                    break
-                mean, mad = _median_and_mad(sorted_v, lo, nb)
-                sd = 1.4826 * mad
-                new = mean + p[1] * sd
-                if abs(new - pt) < 1.0:
-                    pt = new
-                    break
-                pt = new
-            pt = min(max(pt, p[3]), p[4])
-            onset = max(mean + p[2] * sd, p[5])
-            on_thr = min(onset, pt)
-        info[k, 0] = pt
-        info[k, 1] = on_thr
-        info[k, 2] = mean
-        info[k, 3] = sd
-        step[a] = 0.0
-        # Shifted views indexed from zero: the loop then compiles to vector code.
-        x0, x1, y0, y1 = xd[a : b - 1], xd[a + 1 : b], yd[a : b - 1], yd[a + 1 : b]
-        t0, t1, out = t[a : b - 1], t[a + 1 : b], step[a + 1 : b]
-        for i in range(b - a - 1):
-            ddx = x1[i] - x0[i]
-            ddy = y1[i] - y0[i]
-            ddx = ddx * ddx
-            ddy = ddy * ddy
-            s = np.sqrt(ddx + ddy) / ((t1[i] - t0[i]) * 1e-6)
-            out[i] = s if np.isfinite(s) else 0.0
-    buf = sorted_v if sorted_v.size >= n else np.empty(n)
-    offsets = np.zeros(bounds.size, dtype=np.intp)
-    for k in range(n_tr):
-        m = _copy_quiet(step, v, info[k, 0], bounds[k], bounds[k + 1], buf, offsets[k])
-        offsets[k + 1] = offsets[k] + m
-    return step, info, buf, offsets
+        m = _finite_subset(v, a, b, sub, 0)
+        if m >= 10:
+            _radix_sort(sub[:m], key, tmp_key, tmp_val, hist)
+        _peak_threshold(sub, m, p, info[k])
+        _step_speed(t[a:b], xd[a:b], yd[a:b], step)
+        q = _copy_quiet(step, v[a:b], info[k, 0], 0, b - a, sub, 0)
+        s_med = 0.0
+        s_sd = 0.0
+        if q >= 10:
+            _radix_sort(sub[:q], key, tmp_key, tmp_val, hist)
+            s_med, s_mad = _median_and_mad(sub, 0, q)
+            s_sd = 1.4826 * s_mad
+        info[k, 4] = s_med
+        info[k, 5] = s_sd
+        info[k, 6] = max(s_med + p[2] * s_sd, p[5])
+        _adaptive_trial(
+            t[a:b], xd[a:b], yd[a:b], v[a:b], step[: b - a], lost[a:b], dts[k], p, info[k], lab[a:b]
+        )
+    return lab, info
 
 
 @njit(cache=True)
 def _copy_quiet(step: FloatArray, v: FloatArray, pt: float, lo: int, hi: int, out: FloatArray, o: int) -> int:
-    """``_copy_subset`` of ``step`` kept where the speed is below ``pt`` and the step positive.
+    """Steps kept where the speed is below ``pt`` and the step positive, thinned like the speeds.
 
     The mask is never stored, and the unthinned copy (the usual case) is branch-free: every value
     is written, the position only advances past kept ones (``o + m <= i``: nothing is clobbered).
@@ -1434,39 +1486,6 @@ def _copy_quiet(step: FloatArray, v: FloatArray, pt: float, lo: int, hi: int, ou
 
 
 @njit(cache=True)
-def adaptive_labels(
-    t: FloatArray,
-    xd: FloatArray,
-    yd: FloatArray,
-    v: FloatArray,
-    step: FloatArray,
-    lost: BoolArray,
-    sorted_quiet: FloatArray,
-    q_offsets: IntArray,
-    bounds: IntArray,
-    dts: FloatArray,
-    info: FloatArray,
-    p: FloatArray,
-) -> Int8Array:
-    """Labels of every trial (``info`` columns 4-6 are filled in)."""
-    lab = np.empty(t.size, dtype=np.int8)
-    for k in range(bounds.size - 1):
-        a, b = bounds[k], bounds[k + 1]
-        qlo = q_offsets[k]
-        qn = q_offsets[k + 1] - qlo
-        s_med = 0.0
-        s_sd = 0.0
-        if qn >= 10:
-            s_med, s_mad = _median_and_mad(sorted_quiet, qlo, qn)
-            s_sd = 1.4826 * s_mad
-        info[k, 4] = s_med
-        info[k, 5] = s_sd
-        info[k, 6] = max(s_med + p[2] * s_sd, p[5])
-        _adaptive_trial(t[a:b], xd[a:b], yd[a:b], v[a:b], step[a:b], lost[a:b], dts[k], p, info[k], lab[a:b])
-    return lab
-
-
-@njit(cache=True)
 def _adaptive_trial(
     t: FloatArray,
     xd: FloatArray,
@@ -1484,7 +1503,7 @@ def _adaptive_trial(
     s_med, s_sd = info[4], info[5]
     s_on = max(s_med + p[2] * s_sd, p[5])
     s_pso = max(s_med + p[12] * s_sd, p[5])
-    lab[:] = FIXATION
+    ls, le = _init_labels(lost, lab)
     ps, pe = _runs_above(v, pt)
     if ps.size:
         onset, offset = _peak_edges(step, s_on, ps, pe)
@@ -1528,10 +1547,10 @@ def _adaptive_trial(
         head_s, head_e, chain_e = head_s[:g], head_e[:g], chain_e[:g]
         ms, me = _merge_sorted(head_s, head_e, n)
         for r in range(ms.size):
-            lab[ms[r] : me[r]] = SACCADE
+            _paint_unlost(lab, ms[r], me[r], SACCADE)
         ms, me = _merge_sorted(head_e, chain_e, n)
         for r in range(ms.size):
-            lab[ms[r] : me[r]] = PSO
+            _paint_unlost(lab, ms[r], me[r], PSO)
 
         hs, he = _runs_above(step, s_pso)
         gap = _samples(p[13], dt) if p[13] > 0 else 0
@@ -1566,19 +1585,13 @@ def _adaptive_trial(
                     lab[i] = PSO
 
     # Blinks: long lost runs, widened by a margin and over the unstable signal around them.
-    ls, le = _true_runs(lost)
-    for i in range(n):
-        if lost[i]:
-            lab[i] = LOST
     if ls.size:
         m_b = _samples(p[17], dt)
         for r in range(ls.size):
             d = _duration_ms(t, ls[r], le[r], n, dt)
             if d >= p[15] and d <= p[16]:
                 lab[max(ls[r] - m_b, 0) : min(le[r] + m_b, n)] = BLINK
-        _absorb_into_blinks(lab)
-    _discard_short(lab, t, dt, p[18])
-    _absorb_into_blinks(lab)
+    _discard_and_absorb(lab, t, dt, p[18])
 
 
 # --------------------------------------------------------------------------------------------

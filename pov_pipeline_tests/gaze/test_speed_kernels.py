@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
 
 from pov_pipeline.gaze import _fast, _kernels
-from pov_pipeline.gaze.detection import _sort_order
+from pov_pipeline.gaze.detection import _sort_order, _strided_subset
 
 
 def _merge_kth_deviation(s: np.ndarray, lo: int, n: int, mid: float, k: int) -> float:
@@ -139,7 +141,8 @@ def test_runs_above_and_peak_edges_match_masks() -> None:
         v[rng.random(n) < 0.1] = np.nan
         thr = float(rng.choice(v[np.isfinite(v)])) if np.isfinite(v).any() and rng.random() < 0.5 else 3.0
         rs, re = _kernels._runs_above(v, thr)
-        ref_s, ref_e = _kernels._true_runs(v > thr)
+        edges = np.diff(np.r_[0, (v > thr).astype(np.int8), 0])
+        ref_s, ref_e = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
         np.testing.assert_array_equal(rs, ref_s)
         np.testing.assert_array_equal(re, ref_e)
         step = np.round(rng.exponential(size=n) * 3, 1)
@@ -151,7 +154,7 @@ def test_runs_above_and_peak_edges_match_masks() -> None:
         assert offset.tolist() == ref_off
 
 
-def test_savgol_speed_and_finite_subsets_match_components() -> None:
+def test_savgol_speed_and_finite_subset_match_numpy() -> None:
     rng = np.random.default_rng(22)
     # The last trial is over THRESHOLD_SAMPLE_CAP, so its subset is thinned.
     bounds = np.array([0, 3, 40, 41, 140, 300_140], dtype=np.intp)
@@ -167,11 +170,12 @@ def test_savgol_speed_and_finite_subsets_match_components() -> None:
     _kernels.savgol_assemble(cores[0], 0, vx, bounds, trials, win)
     _kernels.savgol_assemble(cores[1], 0, vy, bounds, trials, win)
     _kernels.savgol_speed(cores[0], cores[1], 0, v, bounds, trials, win)
-    ref_v, ref_sub, ref_off = _kernels.adaptive_speed(vx, vy, bounds)
-    np.testing.assert_array_equal(v, ref_v)
-    sub, off = _kernels.finite_subsets(v, bounds)
-    np.testing.assert_array_equal(off, ref_off)
-    np.testing.assert_array_equal(sub[: off[-1]], ref_sub[: ref_off[-1]])
+    np.testing.assert_array_equal(v, np.sqrt(vx * vx + vy * vy))
+    out = np.empty(n)
+    for a, b in itertools.pairwise(bounds):
+        m = _kernels._finite_subset(v, a, b, out, 0)
+        seg = v[a:b]
+        np.testing.assert_array_equal(out[:m], _strided_subset(seg, np.isfinite(seg)))
 
 
 def test_masked_float64_matches_cast_and_mask() -> None:
@@ -197,3 +201,25 @@ def test_rad_to_deg_multiplication_is_np_degrees() -> None:
     )
     with np.errstate(over="ignore"):
         np.testing.assert_array_equal((a * _RAD_TO_DEG).view(np.int64), np.degrees(a).view(np.int64))
+
+
+def test_discard_and_absorb_matches_reference_passes() -> None:
+    """One walk equals the reference's absorb, discard, absorb (the first absorb is redundant)."""
+    from pov_pipeline.gaze import detection as ref
+
+    rng = np.random.default_rng(21)
+    dt = 1000.0
+    for _ in range(3000):
+        n = int(rng.integers(1, 60))
+        # Runs of random labels and lengths: short and long fixations next to blinks, lost
+        # samples, saccades, PSOs and unclassified samples, in every order.
+        lengths = rng.integers(1, 12, n)
+        lab = np.repeat(rng.integers(0, 6, n), lengths).astype(np.int8)
+        t = np.cumsum(rng.choice([dt, dt, dt, 2 * dt], lab.size)).astype(np.float64)
+        min_ms = float(rng.choice([3.0, 5.0, 8.0]))
+        want = ref._absorb_into_blinks(
+            ref._discard_short(ref._absorb_into_blinks(lab.copy()), t, dt, ref.FIXATION, min_ms)
+        )
+        got = lab.copy()
+        _kernels._discard_and_absorb(got, t, dt, min_ms)
+        np.testing.assert_array_equal(got, want)
