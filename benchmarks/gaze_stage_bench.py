@@ -11,7 +11,9 @@ says it is already there, then times, participant by participant (all of them, o
 ``--participants N``) in one process with every thread pool capped at one thread:
 
 - ingest: ``read_session`` + ``read_gaze`` (samples/s and MB/s of the gaze exports);
-- detection: ``detect_trials`` with the default method and with ``ivt``;
+- detection: ``detect_trials`` with the default method and with ``ivt``; for these and the gaze
+  stage from raw_gaze the first run on each freshly loaded frame is reported next to the fastest
+  of ``--repeats`` (the detection target is judged on the first pass, as the pipeline runs it);
 - data quality: ``trial_quality`` + ``quality_flags``;
 - AOI mapping: the fixations of the default method → ``gaze_offsets`` (calibration offset per
   session) → ``map_fixations_to_aois`` against the AOI
@@ -90,6 +92,11 @@ STAGES = (
     "gaze stage end to end",
 )
 PEER_STAGES = ("pymovements ivt", "pymovements idt", "pymovements gaze stage")
+#: Stages whose first run on each participant's freshly loaded frame is also reported: the
+#: pipeline detects every frame once, so the first pass is its figure; the fastest of the
+#: repeats is the code's speed with the machine's noise taken out.
+FIRST_PASS_STAGES = (f"detection ({DEFAULT_METHOD})", "detection (ivt)", "gaze stage from raw_gaze")
+FIRST_PASS = ", first pass"
 
 
 @dataclass
@@ -231,6 +238,9 @@ def measure_ours(landing: Path, participants: list[str], aois: StudyAois, log, r
                 gaze_stage_from_samples(samples, session, aois)
             runs.append(rep)
         tm.keep_best(runs)
+        for stage in FIRST_PASS_STAGES:
+            tm.seconds.setdefault(stage + FIRST_PASS, {})[pid] = runs[0].seconds[stage][pid]
+            tm.cpu_seconds.setdefault(stage + FIRST_PASS, {})[pid] = runs[0].cpu_seconds[stage][pid]
         tm.fixations[pid] = len(hits)
         del samples, table, events, hits, runs
         if k % 20 == 0 or k == len(participants):
@@ -406,6 +416,8 @@ def main(argv: list[str] | None = None) -> int:
         if (stage.startswith("detection") or stage.startswith("gaze stage")) and subset:
             vs = f"{ratio(stage, peer):.1f}x vs {peer.removeprefix('pymovements ')} (subset)"
         rows.append(row(stage, participants, n_all, extra, vs))
+    if args.repeats > 1:
+        rows += [row(stage + FIRST_PASS, participants, n_all) for stage in FIRST_PASS_STAGES]
     print()
     print(
         f"Whole study ({len(participants)} participants, {n_all:,} raw_gaze rows, {mb_all:.0f} MB of "
@@ -438,11 +450,15 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     print()
-    det_rate = rate(f"detection ({DEFAULT_METHOD})", participants, n_all)
-    met = "met" if det_rate >= TARGET_DETECTION_SAMPLES_PER_S else "NOT met"
+    det_stage = f"detection ({DEFAULT_METHOD})"
+    det_rate = rate(det_stage, participants, n_all)
+    # The target is judged on the first pass, what the pipeline does with each frame.
+    first_rate = rate(det_stage + FIRST_PASS, participants, n_all)
+    met = "met" if first_rate >= TARGET_DETECTION_SAMPLES_PER_S else "NOT met"
     print(
         f"target detection >= {human_rate(TARGET_DETECTION_SAMPLES_PER_S)} samples/s per core: "
-        f"{human_rate(det_rate)} samples/s ({DEFAULT_METHOD}) -> {met}"
+        f"{human_rate(first_rate)} samples/s ({DEFAULT_METHOD}, first pass over each frame; "
+        f"fastest of {args.repeats}: {human_rate(det_rate)}) -> {met}"
     )
     ivt_rate = rate("detection (ivt)", participants, n_all)
     print(f"detection (ivt) per core: {human_rate(ivt_rate)} samples/s")
