@@ -454,26 +454,11 @@ def _init_labels(lost: BoolArray, lab: Int8Array) -> tuple[IntArray, IntArray]:
     """Label lost samples LOST, the others FIXATION, and return the runs of lost samples.
 
     Marking the lost samples first (the reference marks them after the saccades and PSOs, which
-    then skip them) spares a pass; the runs come from the same pass.
+    then skip them) spares a pass over the labels.
     """
-    n = lost.size
-    rs = np.empty((n + 1) // 2, dtype=np.intp)
-    re = np.empty((n + 1) // 2, dtype=np.intp)
-    c = 0
-    inside = False
-    for i in range(n):
-        li = lost[i]
-        lab[i] = LOST if li else FIXATION
-        if li and not inside:
-            rs[c] = i
-        elif inside and not li:
-            re[c] = i
-            c += 1
-        inside = li
-    if inside:
-        re[c] = n
-        c += 1
-    return rs[:c], re[:c]
+    for i in range(lost.size):
+        lab[i] = LOST if lost[i] else FIXATION
+    return _runs_above(lost, 0.5)
 
 
 @njit(cache=True)
