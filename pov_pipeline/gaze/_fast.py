@@ -31,9 +31,9 @@ from pov_pipeline.gaze.detection import (
     IVTParams,
     Params,
     _empty_trial_events,
-    _px_to_deg,
     _samples,
     _sort_order,
+    _tangent_axes,
     _trial_signal,
 )
 from pov_pipeline.gaze.geometry import ScreenGeometry
@@ -51,6 +51,28 @@ _SAVGOL_SPAN_SHARE = 0.25
 # then stay small and in cache instead of two frame-sized arrays to fault in (the values do
 # not change: each output is the dot product of one window, wherever the span starts).
 _SAVGOL_SPAN_MAX_SAMPLES = 1 << 16
+
+
+def _px_to_deg(
+    geometry: ScreenGeometry,
+    x_px: FloatArray,
+    y_px: FloatArray,
+    out: tuple[FloatArray, FloatArray] | None = None,
+) -> tuple[FloatArray, FloatArray]:
+    """``detection._px_to_deg`` (the same bits) in compiled code, into ``out`` when given.
+
+    In place where ``out`` is the input: a fresh array costs a page fault per 4 KiB (about 2 us
+    each on the benchmark's virtual machine), as much as the arithmetic.
+    """
+    res = []
+    for a, (centre, scale), dst in zip(
+        (x_px, y_px), _tangent_axes(geometry), out or (None, None), strict=True
+    ):
+        a = np.ascontiguousarray(a, dtype=np.float64)
+        dst = np.empty_like(a) if dst is None else dst
+        kern.px_to_deg(a, centre, scale, dst)
+        res.append(dst)
+    return res[0], res[1]
 
 
 def supported(method: str, p: Params) -> bool:
@@ -178,8 +200,6 @@ def _adaptive_frame(
         True,
         float(p.gap_fill_max_ms),
     )
-    # Converted in place: a fresh array costs a page fault per 4 KiB (about 2 us each on the
-    # benchmark's virtual machine), more than the arithmetic of this pass.
     xe, ye = _px_to_deg(geometry, x0, y0, out=(x0, y0))
     if p.median_filter_window_samples > 1:
         # Single-sample spikes are tracker artefacts; a median keeps saccade edges intact.

@@ -6,9 +6,10 @@ Each kernel takes the concatenated samples of many trials plus ``bounds`` (trial
 thousands of short trials costs no Python per trial. The arithmetic is the numpy reference's
 (:mod:`pov_pipeline.gaze.detection`), operation by operation, so labels and event values come out
 bit-identical: sums follow numpy's pairwise summation, medians are taken from sorted values (sorted
-here: a sorted array does not depend on the algorithm), and the steps whose numpy implementation
-may round differently from a compiled loop (``arctan``, the Savitzky-Golay convolution) are left
-to numpy by the caller.
+here: a sorted array does not depend on the algorithm), the arctangent is our own
+(:func:`~pov_pipeline.gaze.geometry.arctan_deg`, operation by operation), and the step whose numpy
+implementation may round differently from a compiled loop (the Savitzky-Golay convolution) is
+left to numpy by the caller.
 
 The kernels are compiled with ``cache=True``: the first call on a machine pays the compilation
 (tens of seconds), later processes load the machine code from the cache. When the package folder
@@ -32,6 +33,7 @@ import numpy.typing as npt
 from numba import njit
 
 from pov_pipeline.gaze.detection import EVENT_COLUMNS
+from pov_pipeline.gaze.geometry import ATAN_MOREBITS, ATAN_P, ATAN_Q, ATAN_T3P8, RAD_TO_DEG
 
 if os.environ.get("NUMBA_CACHE_DIR") and not numba.config.CACHE_DIR:
     numba.config.CACHE_DIR = os.environ["NUMBA_CACHE_DIR"]
@@ -88,6 +90,47 @@ EVENT_FLOAT_COLUMNS: tuple[str, ...] = tuple(
 # --------------------------------------------------------------------------------------------
 # numpy-exact building blocks
 # --------------------------------------------------------------------------------------------
+
+_P0, _P1, _P2, _P3, _P4 = ATAN_P
+_Q0, _Q1, _Q2, _Q3, _Q4 = ATAN_Q
+
+
+# numpy's error model: no zero-divisor checks, so the loop compiles to vector code (the
+# divisors are never zero: 1, |t| + 1, or |t| > 2.4, and the polynomial q is >= 194).
+@njit(cache=True, error_model="numpy")
+def _arctan_deg_block(a: FloatArray, centre: float, scale: float, out: FloatArray) -> None:
+    # ``out`` must not overlap ``a``: LLVM then vectorizes the loop (its run-time overlap check
+    # sends an in-place call down the scalar path, three times slower).
+    for i in range(a.size):
+        t = (a[i] - centre) * scale
+        x = abs(t)
+        big = x > ATAN_T3P8
+        mid = x > 0.66
+        num = -1.0 if big else (x - 1.0 if mid else x)
+        den = x if big else (x + 1.0 if mid else 1.0)
+        base = np.pi / 2 if big else (np.pi / 4 if mid else 0.0)
+        low = ATAN_MOREBITS if big else (0.5 * ATAN_MOREBITS if mid else 0.0)
+        xr = num / den
+        z = xr * xr
+        p = (((_P0 * z + _P1) * z + _P2) * z + _P3) * z + _P4
+        q = ((((z + _Q0) * z + _Q1) * z + _Q2) * z + _Q3) * z + _Q4
+        angle = base + ((xr * (z * p / q) + xr) + low)
+        out[i] = np.copysign(angle, t) * RAD_TO_DEG
+
+
+@njit(cache=True)
+def px_to_deg(a: FloatArray, centre: float, scale: float, out: FloatArray) -> None:
+    """``arctan_deg((a - centre) * scale)`` into ``out`` (may be ``a``), the same bits.
+
+    The reduction of :func:`~pov_pipeline.gaze.geometry.arctan_deg` is made branch-free (one
+    division for all three ranges: by 1 it is exact), which lets the loop run in SIMD. Blocks
+    go through a small scratch buffer, so converting in place stays vectorized.
+    """
+    block = np.empty(1024)
+    for lo in range(0, a.size, 1024):
+        hi = min(lo + 1024, a.size)
+        _arctan_deg_block(a[lo:hi], centre, scale, block[: hi - lo])
+        out[lo:hi] = block[: hi - lo]
 
 
 def _pairwise_block_py(a: FloatArray, lo: int, n: int) -> float:

@@ -31,7 +31,7 @@ import numpy.typing as npt
 import pandas as pd
 from scipy.ndimage import maximum_filter1d, minimum_filter1d
 
-from pov_pipeline.gaze.geometry import ScreenGeometry
+from pov_pipeline.gaze.geometry import ScreenGeometry, arctan_deg
 from pov_pipeline.gaze.preprocess import (
     concat_ranges,
     fill_gaps_inplace,
@@ -320,8 +320,13 @@ def _samples(duration_ms: float, dt_us: float) -> int:
     return max(1, round(duration_ms * 1000.0 / dt_us))
 
 
-#: numpy's ``npy_rad2deg`` factor: multiplying by it is ``np.degrees`` exactly.
-_RAD_TO_DEG = 180.0 / np.pi
+def _tangent_axes(geometry: ScreenGeometry) -> tuple[tuple[float, float], tuple[float, float]]:
+    """``(centre_px, scale)`` of x and y: a position's tangent is ``(px - centre_px) * scale``."""
+    d = geometry.viewing_distance_mm
+    return (
+        (0.5 * geometry.screen_width_px, geometry.mm_per_px_x / d),
+        (0.5 * geometry.screen_height_px, geometry.mm_per_px_y / d),
+    )
 
 
 def _px_to_deg(
@@ -330,24 +335,21 @@ def _px_to_deg(
     y_px: FloatArray,
     out: tuple[FloatArray, FloatArray] | None = None,
 ) -> tuple[FloatArray, FloatArray]:
-    """:meth:`ScreenGeometry.px_to_deg` with the same arithmetic, done in place on one buffer each.
+    """:meth:`ScreenGeometry.px_to_deg` with the same arithmetic, into ``out`` when given.
 
-    Fresh temporaries cost as much as the arithmetic on multi-million-sample recordings.
     ``out`` (``float64`` arrays, which may be ``x_px`` and ``y_px`` themselves) receives the
-    result instead of new arrays.
+    result instead of new arrays. The compiled detector's ``_kernels.px_to_deg`` gives the same
+    bits.
     """
     res = []
-    for a, centre, pitch, dst in (
-        (x_px, 0.5 * geometry.screen_width_px, geometry.mm_per_px_x, None if out is None else out[0]),
-        (y_px, 0.5 * geometry.screen_height_px, geometry.mm_per_px_y, None if out is None else out[1]),
+    for a, (centre, scale), dst in zip(
+        (x_px, y_px), _tangent_axes(geometry), out or (None, None), strict=True
     ):
-        d = np.subtract(a, centre, out=dst)
-        d *= pitch / geometry.viewing_distance_mm
-        np.arctan(d, out=d)
-        # np.degrees is numpy's x * (180.0 / pi) (npy_rad2deg), bit for bit, but an unvectorized
-        # loop as slow as the arctan; the multiplication by the same constant runs in SIMD.
-        np.multiply(d, _RAD_TO_DEG, out=d)
-        res.append(d)
+        deg = arctan_deg((np.asarray(a, dtype=np.float64) - centre) * scale)
+        if dst is not None:
+            dst[...] = deg
+            deg = dst
+        res.append(deg)
     return res[0], res[1]
 
 

@@ -31,6 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pov_pipeline.gaze import _kernels
+from pov_pipeline.gaze.geometry import arctan_deg
 
 __all__ = ["px_to_deg_xy", "quality_flags", "trial_quality"]
 
@@ -82,7 +83,7 @@ def px_to_deg_xy(
     """
     mm_x, mm_y = _px_to_mm(x_px, y_px, screen_px=screen_px, screen_mm=screen_mm)
     d = float(viewing_distance_mm)
-    return np.degrees(np.arctan(mm_x / d)), np.degrees(np.arctan(mm_y / d))
+    return arctan_deg(mm_x / d), arctan_deg(mm_y / d)
 
 
 def _px_to_mm(
@@ -189,14 +190,15 @@ def trial_quality(
             min_pairs = np.maximum(2.0, 0.5 * window_ms * 1000.0 / median_dt_us)
         min_pairs = np.where(np.isfinite(min_pairs), min_pairs, 2.0)
     # Exact angular distance between consecutive gaze vectors (eye at the origin); the
-    # arithmetic runs compiled, the arctangents vectorized in numpy, the window statistics in
-    # one compiled pass without per-window temporaries.
+    # arithmetic runs compiled, the angle of the vectors in numpy, the positions through the
+    # compiled arctan_deg, the window statistics in one compiled pass without per-window
+    # temporaries.
     mm_x, mm_y = _px_to_mm(x, y, screen_px=screen_px, screen_mm=screen_mm)
     cross, dot = _kernels.s2s_cross_dot(mm_x, mm_y, dist)
     s2s = np.degrees(np.arctan2(cross, dot, out=cross), out=cross)
     for mm in (mm_x, mm_y):
         mm /= dist
-        np.degrees(np.arctan(mm, out=mm), out=mm)
+        _kernels.px_to_deg(mm, 0.0, 1.0, mm)
     rms_med, n_windows, std_med = _kernels.quality_windows(
         t_us,
         s2s,

@@ -189,7 +189,7 @@ def test_masked_float64_matches_cast_and_mask() -> None:
 
 
 def test_rad_to_deg_multiplication_is_np_degrees() -> None:
-    from pov_pipeline.gaze.detection import _RAD_TO_DEG
+    from pov_pipeline.gaze.geometry import RAD_TO_DEG as _RAD_TO_DEG
 
     rng = np.random.default_rng(24)
     a = np.concatenate(
@@ -201,6 +201,49 @@ def test_rad_to_deg_multiplication_is_np_degrees() -> None:
     )
     with np.errstate(over="ignore"):
         np.testing.assert_array_equal((a * _RAD_TO_DEG).view(np.int64), np.degrees(a).view(np.int64))
+
+
+def _arctan_inputs() -> np.ndarray:
+    rng = np.random.default_rng(25)
+    t3p8 = 2.41421356237309504880
+    edges = [0.66, t3p8, 1.0, 1e-8, 5e-324, 1e300]
+    return np.concatenate(
+        [
+            rng.uniform(-3.0, 3.0, 300_000),
+            rng.standard_cauchy(100_000) * 100.0,
+            rng.standard_normal(50_000) * 10.0 ** rng.uniform(-300, 300, 50_000),
+            [v for e in edges for v in (e, -e, np.nextafter(e, 0.0), np.nextafter(e, np.inf))],
+            [np.nan, np.inf, -np.inf, 0.0, -0.0],
+        ]
+    )
+
+
+def test_compiled_px_to_deg_is_arctan_deg_bit_for_bit() -> None:
+    from pov_pipeline.gaze.geometry import arctan_deg
+
+    a = _arctan_inputs()
+    for centre, scale in ((0.0, 1.0), (960.0, 0.000531)):
+        out = np.empty_like(a)
+        _kernels.px_to_deg(a, centre, scale, out)
+        np.testing.assert_array_equal(out.view(np.int64), arctan_deg((a - centre) * scale).view(np.int64))
+    # In place, as the detector calls it.
+    b = a.copy()
+    _kernels.px_to_deg(b, 0.0, 1.0, b)
+    np.testing.assert_array_equal(b.view(np.int64), arctan_deg(a).view(np.int64))
+
+
+def test_arctan_deg_is_within_two_ulp_of_numpy() -> None:
+    from pov_pipeline.gaze.geometry import arctan_deg
+
+    a = _arctan_inputs()
+    ours, ref = arctan_deg(a), np.degrees(np.arctan(a))
+    np.testing.assert_array_equal(np.isnan(ours), np.isnan(ref))
+    np.testing.assert_array_equal(np.signbit(ours), np.signbit(ref))
+    ok = np.isfinite(ref)
+    # Relative to the float spacing of the result; tiny results compare to the smallest normal.
+    spacing = np.spacing(np.maximum(np.abs(ref[ok]), np.finfo(np.float64).tiny))
+    assert (np.abs(ours[ok] - ref[ok]) / spacing).max() <= 2.0
+    assert arctan_deg(np.inf) == 90.0 and arctan_deg(-np.inf) == -90.0 and arctan_deg(1.0) == 45.0
 
 
 def test_discard_and_absorb_matches_reference_passes() -> None:
