@@ -1278,16 +1278,23 @@ def _radix_sort(a: FloatArray, key: IntArray, tmp_key: IntArray, tmp_val: FloatA
     while ((kmax - klo) >> shift) >= (1 << (2 * db)):
         shift += 1
     nd = 1 << db
-    mask = nd - 1
+    # Unsigned digits and positions: numba then drops its negative-index wrap-around check from
+    # every histogram and scatter access (a fifth of the sort's time).
+    mask = np.uint64(nd - 1)
+    udb = np.uint64(db)
+    ushift = np.uint64(shift)
+    one = np.uint64(1)
     h0 = hist[:nd]
     h1 = hist[nd : 2 * nd]
     h0[:] = 0
     h1[:] = 0
+    ukey = key.view(np.uint64)
+    utmp = tmp_key.view(np.uint64)
     for i in range(n):
-        k = (max(key[i], klo) - klo) >> shift
-        key[i] = k
+        k = np.uint64(max(key[i], klo) - klo) >> ushift
+        ukey[i] = k
         h0[k & mask] += 1
-        h1[k >> db] += 1
+        h1[k >> udb] += 1
     c0 = 0
     c1 = 0
     for d in range(nd):
@@ -1298,18 +1305,18 @@ def _radix_sort(a: FloatArray, key: IntArray, tmp_key: IntArray, tmp_val: FloatA
         h1[d] = c1
         c1 += x1
     for i in range(n):
-        k = key[i]
+        k = ukey[i]
         d = k & mask
-        j = h0[d]
-        h0[d] = j + 1
-        tmp_key[j] = k
+        j = np.uint64(h0[d])
+        h0[d] = j + one
+        utmp[j] = k
         tmp_val[j] = a[i]
     for i in range(n):
-        k = tmp_key[i]
-        d = k >> db
-        j = h1[d]
-        h1[d] = j + 1
-        key[j] = k
+        k = utmp[i]
+        d = k >> udb
+        j = np.uint64(h1[d])
+        h1[d] = j + one
+        ukey[j] = k
         a[j] = tmp_val[i]
     _sort_tied_keys(a, key)
 
