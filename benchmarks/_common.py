@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -37,6 +38,37 @@ def limit_threads(n: int = 1) -> None:
     """Cap every thread pool we know of at ``n`` threads (call before importing numpy)."""
     for name in THREAD_VARS:
         os.environ[name] = str(n)
+
+
+def match_pipeline_process() -> bool:
+    """Set up the allocator as the pipeline's entry points do; whether it is tuned.
+
+    ``POV_MALLOC_TUNING=0`` in the environment measures glibc's defaults instead.
+    """
+    ensure_root_on_path()
+    from pov_pipeline.allocator import tune_allocator
+
+    return tune_allocator()
+
+
+def machine_summary() -> str:
+    """CPU model, clock and the widest SIMD extension numpy found: per-core figures depend on them."""
+    model, mhz = platform.processor() or platform.machine(), ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name") and model in ("", platform.machine(), platform.processor()):
+                model = line.split(":", 1)[1].strip()
+            elif line.startswith("cpu MHz") and not mhz:
+                mhz = f" {float(line.split(':', 1)[1]):.0f} MHz"
+    except OSError:
+        pass
+    import numpy as np
+
+    found = np._core._multiarray_umath.__cpu_features__  # type: ignore[attr-defined]
+    simd = next(
+        (name for name in ("AVX512_SPR", "AVX512_ICL", "AVX512F", "AVX2", "SSE42") if found.get(name)), "?"
+    )
+    return f"{model}{mhz}, {os.cpu_count()} cores, widest SIMD {simd}"
 
 
 def ensure_root_on_path() -> None:

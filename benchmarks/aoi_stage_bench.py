@@ -19,9 +19,17 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ensure_root_on_path, ensure_study, format_table, human_rate, limit_threads
+from _common import (
+    ensure_root_on_path,
+    ensure_study,
+    format_table,
+    human_rate,
+    limit_threads,
+    match_pipeline_process,
+)
 
 limit_threads(1)
+match_pipeline_process()
 ensure_root_on_path()
 
 import argparse  # noqa: E402

@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+from pov_pipeline.allocator import tune_allocator
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -17,6 +19,7 @@ def _setup_environment() -> None:
     os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    tune_allocator()
     Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
     dagster_yaml = Path(os.environ["DAGSTER_HOME"]) / "dagster.yaml"
     if not dagster_yaml.exists():

@@ -14,6 +14,7 @@ from dagster import (
 )
 
 from pov_pipeline import assets as _assets_pkg  # noqa: F401  (documents where assets live)
+from pov_pipeline.allocator import tune_allocator
 from pov_pipeline.assets import features, gaze, ingest, models, study, truth
 from pov_pipeline.automation import participants_sensor, retrain_schedule
 from pov_pipeline.jobs import participant_job, study_job, training_job
@@ -21,6 +22,9 @@ from pov_pipeline.lake import ParquetLakeIOManager, default_lake_dir
 from pov_pipeline.resources import LakeResource
 
 os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
+# Every process that loads the code location (the run workers included) reuses freed memory
+# instead of faulting in fresh pages for each participant's frames: see pov_pipeline.allocator.
+tune_allocator()
 
 ASSET_MODULES = [study, ingest, truth, gaze, features, models]
 #: ``$POV_EXECUTOR`` picks the executor of every job: unset keeps Dagster's default
