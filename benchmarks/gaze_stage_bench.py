@@ -51,11 +51,21 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import code_version, ensure_root_on_path, ensure_study, format_table, human_rate, limit_threads
+from _common import (
+    code_version,
+    ensure_root_on_path,
+    ensure_study,
+    format_table,
+    human_rate,
+    limit_threads,
+    machine_summary,
+    match_pipeline_process,
+)
 
 # Per-core figures: the thread pools are sized when numpy / polars load, so this comes first.
 limit_threads(1)
 ensure_root_on_path()
+MALLOC_TUNED = match_pipeline_process()
 
 import argparse  # noqa: E402
 import time  # noqa: E402
@@ -153,10 +163,9 @@ class StudyAois:
 
 def fixations_of(events: pd.DataFrame) -> pd.DataFrame:
     """What the ``fixations`` asset makes of ``gaze_events``."""
-    table = events[events["event"] == "fixation"]
-    table = table.sort_values(["participant", "trial", "onset_ms"], kind="stable").reset_index(drop=True)
-    table["fixation_index"] = table.groupby(["participant", "trial"]).cumcount().astype("int32")
-    return table
+    from pov_pipeline.gaze.fixations import fixation_table
+
+    return fixation_table(events)
 
 
 def quality_of(samples: pd.DataFrame, session: SessionInfo) -> pd.DataFrame:
@@ -360,6 +369,8 @@ def main(argv: list[str] | None = None) -> int:
     prepare_s = time.process_time() - cpu
     log(f"{len(participants)} participants in {landing}; 1 thread per pool; default method {DEFAULT_METHOD}")
     log(f"code: {code_version()}; in-memory stages and peers: fastest of {args.repeats} runs per participant")
+    allocator = "glibc thresholds raised as in the pipeline" if MALLOC_TUNED else "the C library's defaults"
+    log(f"machine: {machine_summary()}; allocator: {allocator}")
     log(f"AOI table parsed once per study: {len(aoi_table)} AOIs in {prepare_s * 1000:.1f} ms CPU")
 
     # Warm-up on the first participant so that imports, first calls and any JIT compilation

@@ -33,6 +33,7 @@ from pov_pipeline.gaze.detection import (
 )
 from pov_pipeline.gaze.drift import apply_gaze_offsets
 from pov_pipeline.gaze.drift import gaze_offsets as estimate_gaze_offsets
+from pov_pipeline.gaze.fixations import fixation_table
 from pov_pipeline.gaze.geometry import ScreenGeometry
 from pov_pipeline.gaze.quality import quality_flags, trial_quality
 from pov_pipeline.gaze.transitions import aoi_sequences as build_aoi_sequences
@@ -134,9 +135,7 @@ def detect_gaze_events(
 @asset(**PARTITIONED, code_version="1")
 def fixations(gaze_events: pd.DataFrame) -> Output[pd.DataFrame]:
     """Fixation events only, numbered in order within each trial (``fixation_index``)."""
-    table = gaze_events[gaze_events["event"] == "fixation"].copy()
-    table = table.sort_values(["participant", "trial", "onset_ms"], kind="stable").reset_index(drop=True)
-    table["fixation_index"] = table.groupby(["participant", "trial"]).cumcount().astype("int32")
+    table = fixation_table(gaze_events)
     mean_ms = float(table["duration_ms"].mean()) if len(table) else 0.0
     return Output(table, metadata={"n_fixations": len(table), "mean_duration_ms": round(mean_ms, 1)})
 

@@ -34,14 +34,24 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from functools import cached_property
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
+from numba import njit
 
 from pov_pipeline.gaze import _kernels
+from pov_pipeline.gaze.fixations import (
+    _arrow_strings,
+    _has_missing,
+    _in_sort_order,
+    _is_inferred_str,
+    _key_array,
+)
 from pov_pipeline.schemas import AOI_BACKGROUND, AOI_OFF_SCREEN
 
 __all__ = [
@@ -440,6 +450,62 @@ class StimulusAois:
     def __len__(self) -> int:
         return len(self.aoi_id)
 
+    @cached_property
+    def stimulus_ids_arrow(self) -> pa.Array:
+        """``stimulus_ids`` as an Arrow string array, for lookups in Arrow."""
+        return pa.array(self.stimulus_ids.to_numpy(dtype=object), type=pa.large_string())
+
+    @cached_property
+    def search_bounds(self) -> tuple[np.ndarray, ...]:
+        """Per AOI, its bounding box and a point in or on it: ``x0, y0, x1, y1, ax, ay`` (px).
+
+        Rects (and degenerate ellipses) keep ``box_px``; polygons span their vertices, with the
+        first vertex as their point; ellipses span ``centre ± semi-axes``, with the centre.
+        Separate contiguous arrays, for cheap gathers.
+        """
+        bounds = self.box_px.copy()
+        anchor = self.box_px[:, :2].copy()
+        poly = np.flatnonzero(self.kind_code == _POLYGON)
+        if poly.size:
+            starts = self.vertex_offsets[poly]
+            # Each reduceat segment runs to the next start: polygons are the only rows with
+            # vertices, so consecutive polygons' segments are exactly their own vertices.
+            bounds[poly] = np.c_[
+                np.minimum.reduceat(self.vertex_px, starts), np.maximum.reduceat(self.vertex_px, starts)
+            ]
+            anchor[poly] = self.vertex_px[starts]
+            # A non-finite vertex: NaN bounds, so that the exact distance is always computed.
+            finite = np.logical_and.reduceat(np.isfinite(self.vertex_px).all(axis=1), starts)
+            bounds[poly[~finite]] = np.nan
+        ell = np.flatnonzero(self.kind_code == _ELLIPSE)
+        if ell.size:
+            cx, cy, e0, e1, _, swap = self.ellipse[ell].T
+            rx, ry = np.where(swap > 0, e1, e0), np.where(swap > 0, e0, e1)
+            bounds[ell] = np.c_[cx - rx, cy - ry, cx + rx, cy + ry]
+            anchor[ell] = np.c_[cx, cy]
+            bounds[ell[~np.isfinite(self.ellipse[ell]).all(axis=1)]] = np.nan
+        return tuple(np.ascontiguousarray(c) for c in (*bounds.T, *anchor.T))
+
+    @cached_property
+    def aoi_id_labels(self) -> pd.api.extensions.ExtensionArray | None:
+        """``[*aoi_id, background, off_screen]`` as a ``str`` array (``None``: not strings)."""
+        return _labels(self.aoi_id)
+
+    @cached_property
+    def aoi_kind_labels(self) -> pd.api.extensions.ExtensionArray | None:
+        """``[*aoi_kind, background, off_screen]`` as a ``str`` array (``None``: not strings)."""
+        return _labels(self.aoi_kind)
+
+
+def _labels(values: np.ndarray) -> pd.api.extensions.ExtensionArray | None:
+    """``[*values, background, off_screen]`` in Arrow, or ``None`` for labels it does not take."""
+    labels = np.r_[np.asarray(values, dtype=object), np.array([AOI_BACKGROUND, AOI_OFF_SCREEN], dtype=object)]
+    try:
+        table = pa.array(labels, type=pa.large_string(), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
+    return pd.array(table, dtype="str")
+
 
 def prepare_stimulus_aois(aois: pd.DataFrame) -> StimulusAois:
     """Parse the AOI table of a whole study once for :func:`map_fixations_to_aois`.
@@ -649,6 +715,75 @@ def _pair_polygon_distance(x: np.ndarray, y: np.ndarray, aoi: np.ndarray, st: St
     return out
 
 
+#: Margin of the bounding-box pruning in :func:`_box_pass`: relative and in
+#: px, far above the round-off of any distance computed here, so that pruning never drops a pair
+#: whose computed distance could matter.
+_REACH_REL, _REACH_PX = 0.01, 1.0
+
+
+@njit(cache=True)
+def _maximum(a: float, b: float) -> float:
+    """``np.maximum`` of two floats (NaN wins; a tie returns ``a``)."""
+    return a if (a >= b or a != a) else b
+
+
+@njit(cache=True)
+def _minimum(a: float, b: float) -> float:
+    """``np.minimum`` of two floats (NaN wins; a tie returns ``a``)."""
+    return a if (a <= b or a != a) else b
+
+
+@njit(cache=True)
+def _box_pass(
+    x: np.ndarray,
+    y: np.ndarray,
+    first: np.ndarray,
+    counts: np.ndarray,
+    bounds: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    kind: np.ndarray,
+    tolerance_px: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Every (point, AOI of its stimulus) pair: its AOI row, its point, the exact distance of
+    rects (``inf`` for other shapes) and whether another shape's exact distance is needed.
+
+    Point ``p`` has the AOI rows ``first[p] : first[p] + counts[p]``; pairs come contiguous per
+    point, AOIs in table order. ``bounds`` is :attr:`StimulusAois.search_bounds`. The distance to
+    an AOI's bounding box is a lower bound of its exact distance (and, for rects, that distance:
+    the arithmetic of :func:`_pair_distances`), the distance to a point of the shape (a polygon
+    vertex, an ellipse centre) an upper bound. A polygon or ellipse whose box lies beyond both
+    the tolerance and the point's smallest upper bound, with a margin far above round-off, is
+    neither a candidate nor the nearest AOI: its exact distance, the costly part of the hit
+    test, is not needed.
+    """
+    x0, y0, x1, y1, ax, ay = bounds
+    total = counts.sum()
+    aoi = np.empty(total, dtype=np.int64)
+    owner = np.empty(total, dtype=np.int64)
+    dist = np.empty(total, dtype=np.float64)
+    need = np.zeros(total, dtype=np.bool_)
+    k = 0
+    for p in range(x.size):
+        start = k
+        smallest = np.inf
+        for j in range(counts[p]):
+            a = first[p] + j
+            dx = _maximum(_maximum(x0[a] - x[p], x[p] - x1[a]), 0.0)
+            dy = _maximum(_maximum(y0[a] - y[p], y[p] - y1[a]), 0.0)
+            lower = np.hypot(dx, dy)
+            # Rects: the box distance is exact. Others: the distance to their anchor point.
+            upper = lower if kind[a] == _RECT else np.sqrt((x[p] - ax[a]) ** 2 + (y[p] - ay[a]) ** 2)
+            smallest = _minimum(smallest, upper)
+            aoi[k], owner[k], dist[k] = a, p, lower
+            k += 1
+        reach = _maximum(smallest, tolerance_px) * (1.0 + _REACH_REL) + _REACH_PX
+        for i in range(start, k):
+            if kind[aoi[i]] != _RECT:
+                # NaN bounds compare False: such pairs are computed.
+                need[i] = not dist[i] > reach
+                dist[i] = np.inf
+    return aoi, owner, dist, need
+
+
 def _hit_test_stimuli(
     x: np.ndarray,
     y: np.ndarray,
@@ -675,26 +810,39 @@ def _hit_test_stimuli(
     if pts.size == 0:
         return aoi_index, distance_px, n_candidates
     counts = counts[pts]
+    xs, ys = x[pts], y[pts]
     # One row per (point, AOI of its stimulus), contiguous per point, AOIs in table order.
+    aoi, owner, dist, need = _box_pass(
+        xs, ys, st.offsets[stimulus[pts]], counts, st.search_bounds, st.kind_code, float(tolerance_px)
+    )
+    needed = np.flatnonzero(need)
+    if needed.size:
+        dist[needed] = _pair_distances(xs[owner[needed]], ys[owner[needed]], aoi[needed], st)
     seg = np.cumsum(counts) - counts
-    owner = np.repeat(np.arange(pts.size), counts)
-    aoi = np.repeat(st.offsets[stimulus[pts]], counts) + _ragged_arange(counts)
-    px, py = x[pts][owner], y[pts][owner]
-    dist = _pair_distances(px, py, aoi, st)
 
     candidate = dist <= tolerance_px
-    ncand = np.add.reduceat(candidate.astype(np.int32), seg)
-    centroid_d = np.hypot(px - st.centroid_px[aoi, 0], py - st.centroid_px[aoi, 1])
-    area = st.area_px2[aoi]
-    first, second = (area, centroid_d) if overlap_rule == "smallest" else (centroid_d, area)
-    # Lexicographic arg-min per point over (distance, first key, second key, table order).
-    masked = np.where(candidate, dist, np.inf)
-    keep = candidate & (masked == np.minimum.reduceat(masked, seg)[owner])
-    for key in (first, second):
-        k = np.where(keep, key, np.inf)
-        keep &= k == np.minimum.reduceat(k, seg)[owner]
-    position = np.where(keep, np.arange(aoi.size), aoi.size)
-    chosen = np.minimum.reduceat(position, seg)
+    cand = np.flatnonzero(candidate)
+    ncand = np.bincount(owner[cand], minlength=pts.size).astype(np.int32)
+    # Lexicographic arg-min per point over (distance, first key, second key, table order), on
+    # the candidate pairs only (few: about one per point), grouped by point as all pairs are.
+    chosen = np.full(pts.size, aoi.size, dtype=np.int64)
+    if cand.size:
+        c_owner = owner[cand]
+        c_start = np.flatnonzero(np.r_[True, c_owner[1:] != c_owner[:-1]])
+        c_run = np.cumsum(np.r_[True, c_owner[1:] != c_owner[:-1]]) - 1
+        c_aoi = aoi[cand]
+        c_dist = dist[cand]
+        c_x, c_y = xs[c_owner], ys[c_owner]
+        centroid_d = np.hypot(c_x - st.centroid_px[c_aoi, 0], c_y - st.centroid_px[c_aoi, 1])
+        area = st.area_px2[c_aoi]
+        first, second = (area, centroid_d) if overlap_rule == "smallest" else (centroid_d, area)
+        keep = c_dist == np.minimum.reduceat(c_dist, c_start)[c_run]
+        for key in (first, second):
+            k = np.where(keep, key, np.inf)
+            keep &= k == np.minimum.reduceat(k, c_start)[c_run]
+        # Positions among all pairs; none kept (NaN keys) leaves the sentinel ``aoi.size``.
+        position = np.where(keep, cand, aoi.size)
+        chosen[c_owner[c_start]] = np.minimum.reduceat(position, c_start)
     has = ncand > 0
     nearest = np.minimum.reduceat(dist, seg)
     aoi_index[pts] = np.where(has, aoi[np.minimum(chosen, aoi.size - 1)], -1)
@@ -703,18 +851,21 @@ def _hit_test_stimuli(
     return aoi_index, distance_px, n_candidates
 
 
-def _string_column(values: np.ndarray, code: np.ndarray, index: pd.Index) -> pd.Series:
+def _string_column(
+    values: np.ndarray, labels: pd.api.extensions.ExtensionArray | None, code: np.ndarray
+) -> pd.api.extensions.ExtensionArray:
     """``str`` column of ``[*values, background, off_screen][code]``.
 
-    Built in Arrow from the few distinct labels: converting one Python string per fixation is
-    what an object array costs. Labels Arrow does not take as strings go the object way.
+    Taken in Arrow from the few distinct ``labels`` (see :attr:`StimulusAois.aoi_id_labels`):
+    converting one Python string per fixation is what an object array costs. Labels Arrow does
+    not take as strings (``labels`` is ``None``) go the object way.
     """
-    labels = np.r_[np.asarray(values, dtype=object), np.array([AOI_BACKGROUND, AOI_OFF_SCREEN], dtype=object)]
-    try:
-        table = pa.array(labels, type=pa.large_string(), from_pandas=True)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        return pd.Series(labels[code], index=index, dtype="str")
-    return pd.Series(pd.array(table.take(pa.array(code)), dtype="str"), index=index)
+    if labels is None:
+        objects = np.r_[
+            np.asarray(values, dtype=object), np.array([AOI_BACKGROUND, AOI_OFF_SCREEN], dtype=object)
+        ]
+        return pd.array(objects[code], dtype="str")
+    return labels.take(code)
 
 
 def map_fixations_to_aois(
@@ -761,7 +912,7 @@ def map_fixations_to_aois(
         raise ValueError(f"deg_per_px must be > 0, found {deg_per_px}")
     width, height = float(screen_px[0]), float(screen_px[1])
     tolerance_px = float(tolerance_deg) / float(deg_per_px)
-    out = fixations.sort_values(["participant", "trial", "event_index"], kind="stable").reset_index(drop=True)
+    out = _in_key_order(fixations, ["participant", "trial", "event_index"])
     n = len(out)
     x = out["x_px"].to_numpy(dtype=np.float64, na_value=np.nan)
     y = out["y_px"].to_numpy(dtype=np.float64, na_value=np.nan)
@@ -769,12 +920,8 @@ def map_fixations_to_aois(
 
     st = aois if isinstance(aois, StimulusAois) else prepare_stimulus_aois(aois)
     on_idx = np.flatnonzero(on_screen)
-    sid = out["stimulus_id"].iloc[on_idx]
     # Fixations without a stimulus id match no AOIs (they stay background), as in a group-by.
-    stimulus = np.full(on_idx.size, -1, dtype=np.int64)
-    known = sid.notna().to_numpy()
-    if known.any() and len(st.stimulus_ids):
-        stimulus[known] = st.stimulus_ids.get_indexer(sid[known].astype(str).to_numpy(dtype=object))
+    stimulus = _stimulus_rows(out["stimulus_id"], st)[on_idx]
     idx, dist, ncand = _hit_test_stimuli(
         x[on_idx], y[on_idx], stimulus, st, tolerance_px=tolerance_px, overlap_rule=overlap_rule
     )
@@ -789,10 +936,52 @@ def map_fixations_to_aois(
     distance_px[on_idx] = dist
     n_candidates[on_idx] = ncand
     distance_px[~on_screen] = np.nan
-    out["aoi_id"] = _string_column(st.aoi_id, code, out.index)
-    out["aoi_kind"] = _string_column(st.aoi_kind, code, out.index)
-    out["distance_deg"] = distance_px * float(deg_per_px)
-    out["n_candidates"] = n_candidates
+    new = {
+        "aoi_id": _string_column(st.aoi_id, st.aoi_id_labels, code),
+        "aoi_kind": _string_column(st.aoi_kind, st.aoi_kind_labels, code),
+        "distance_deg": distance_px * float(deg_per_px),
+        "n_candidates": n_candidates,
+    }
+    if any(c in out.columns for c in new):
+        # Mapping a table that has them already (aoi_hits): replace them where they are.
+        out = out.copy(deep=False)
+        for k, v in new.items():
+            out[k] = pd.Series(v, index=out.index)
+        return out
+    # One concat instead of four column inserts: each insert into a frame with string column
+    # labels costs more than the whole concat.
+    return pd.concat([out, pd.DataFrame(new, index=out.index, copy=False)], axis=1)
+
+
+def _in_key_order(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """``frame.sort_values(keys, kind="stable").reset_index(drop=True)``, skipping the sort when
+    it would not move a row (the fixations of a session come in this order).
+    """
+    arrays = [_key_array(frame[k]) for k in keys]
+    present = [a for a in arrays if a is not None]
+    if len(present) < len(keys) or not _in_sort_order(*present):
+        return frame.sort_values(keys, kind="stable").reset_index(drop=True)
+    if isinstance(frame.index, pd.RangeIndex) and frame.index.start == 0 and frame.index.step == 1:
+        return frame
+    return frame.reset_index(drop=True)
+
+
+def _stimulus_rows(stimulus_id: pd.Series, st: StimulusAois) -> npt.NDArray[np.int64]:
+    """Position of each row's stimulus in ``st.stimulus_ids`` (``-1``: missing id or no AOIs).
+
+    Ids are compared as ``str``; Arrow strings are looked up in Arrow, in one pass.
+    """
+    out = np.full(len(stimulus_id), -1, dtype=np.int64)
+    if not len(st.stimulus_ids) or not len(stimulus_id):
+        return out
+    data = _arrow_strings(stimulus_id)
+    if data is not None:
+        found = pc.index_in(data, value_set=st.stimulus_ids_arrow.cast(data.type))
+        if found.null_count:
+            found = pc.fill_null(found, -1)
+        return found.to_numpy().astype(np.int64)
+    known = stimulus_id.notna().to_numpy()
+    out[known] = st.stimulus_ids.get_indexer(stimulus_id[known].astype(str).to_numpy(dtype=object))
     return out
 
 
@@ -843,10 +1032,18 @@ _DWELL_COLUMNS = [
 ]
 
 
-def _sorted_codes(column: pd.Series) -> npt.NDArray[np.intp]:
-    """Integer codes of a column that order like its values (``pd.factorize(sort=True)``)."""
-    codes, _ = pd.factorize(column, sort=True)
-    return codes.astype(np.intp, copy=False)
+def _take_values(
+    column: pd.Series, rows: npt.NDArray[np.intp]
+) -> np.ndarray | pd.api.extensions.ExtensionArray:
+    """``column.to_numpy()[rows]`` as a frame constructor stores it.
+
+    ``str`` columns stay in Arrow (the constructor would turn their Python strings back into
+    the same ``str`` array; the caller has ruled out missing values); anything else is what
+    ``to_numpy`` gives.
+    """
+    if rows.size and _is_inferred_str(column.dtype) and _arrow_strings(column) is not None:
+        return column.array.take(rows)
+    return column.to_numpy()[rows]
 
 
 def _group_sum(
@@ -870,27 +1067,27 @@ def _dwell_metrics_fast(aoi_hits: pd.DataFrame, aois: pd.DataFrame | None) -> pd
     values, where ``groupby(...).first()`` would skip rows), which then take the pandas path.
     """
     need = [*_GROUP_KEYS, "event_index", "onset_in_trial_ms", "duration_ms", "aoi_id"]
-    if len(aoi_hits) == 0 or any(aoi_hits[c].isna().any() for c in need):
+    if len(aoi_hits) == 0:
         return None
-    if "aoi_kind" in aoi_hits and aoi_hits["aoi_kind"].isna().any():
+    # Each column fetched once: a column lookup costs about what the work on it does here.
+    col = {c: aoi_hits[c] for c in [*need, "aoi_kind"] if c in aoi_hits}
+    if any(_has_missing(c) for c in col.values()):
         return None
     if aois is not None and len(aois) and aois.duplicated(["stimulus_id", "aoi_id"]).any():
         return None
-    part = _sorted_codes(aoi_hits["participant"])
-    trial = _sorted_codes(aoi_hits["trial"])
-    stim = _sorted_codes(aoi_hits["stimulus_id"])
-    aoi = _sorted_codes(aoi_hits["aoi_id"])
-    event = aoi_hits["event_index"].to_numpy()
+    # Keys that order and compare like the values (numbers as they are, strings as sorted codes).
+    part, trial, stim, aoi = (_key_array(col[k]) for k in [*_GROUP_KEYS, "aoi_id"])
+    event = col["event_index"].to_numpy()
     # The row order of sort_values([participant, trial, event_index], kind="stable").
     order = np.lexsort((event, trial, part))
     part, trial, stim, aoi = part[order], trial[order], stim[order], aoi[order]
-    onset = aoi_hits["onset_in_trial_ms"].to_numpy(dtype=np.float64)[order]
-    dur = aoi_hits["duration_ms"].to_numpy(dtype=np.float64)[order]
+    onset = col["onset_in_trial_ms"].to_numpy(dtype=np.float64)[order]
+    dur = col["duration_ms"].to_numpy(dtype=np.float64)[order]
     n = order.size
     new_visit = np.ones(n, dtype=np.int64)
     new_visit[1:] = ~((part[1:] == part[:-1]) & (trial[1:] == trial[:-1]) & (aoi[1:] == aoi[:-1]))
 
-    def labels_of(*keys: npt.NDArray[np.intp]) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], int]:
+    def labels_of(*keys: npt.NDArray[Any]) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], int]:
         # Stable: within a group the rows keep the order above, as groupby's "first" sees them.
         by = np.lexsort(keys[::-1])
         change = np.zeros(n, dtype=bool)
@@ -907,37 +1104,60 @@ def _dwell_metrics_fast(aoi_hits: pd.DataFrame, aois: pd.DataFrame | None) -> pd
     dwell = _group_sum(dur, g_lab, n_groups)
     total = _group_sum(dur, t_lab, n_trials)[t_lab[g_first]]
     rows = order[g_first]
-    src = aoi_hits.iloc[rows]
-    kind = src["aoi_kind"] if "aoi_kind" in aoi_hits else _kind_from_id(src["aoi_id"])
+    # Only the output's key columns are taken, not whole rows of the wide hits table.
+    key_values = {k: _take_values(col[k], rows) for k in [*_GROUP_KEYS, "aoi_id"]}
+    if "aoi_kind" in col:
+        kind = _take_values(col["aoi_kind"], rows)
+    else:
+        kind = _kind_from_id(pd.Series(key_values["aoi_id"])).to_numpy()
     visits = np.bincount(g_lab, weights=new_visit, minlength=n_groups).astype(np.int32)
+    counts = np.bincount(g_lab, minlength=n_groups).astype(np.int32)
+    if aois is None or not len(aois):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            share = np.where(total > 0, dwell / total, np.nan)
+        # The finished table in one constructor: inserting columns one by one costs more.
+        return pd.DataFrame(
+            {
+                **key_values,
+                "aoi_kind": kind,
+                "time_to_first_fixation_ms": onset[g_first],
+                "first_fixation_duration_ms": dur[g_first],
+                "dwell_time_ms": dwell,
+                "dwell_share": share,
+                "fixation_count": counts,
+                "visit_count": visits,
+                "revisit_count": np.maximum(visits - 1, 0).astype(np.int32),
+            },
+            copy=False,
+        )
     out = pd.DataFrame(
         {
-            **{k: src[k].to_numpy() for k in [*_GROUP_KEYS, "aoi_id"]},
-            "aoi_kind": kind.to_numpy(),
+            **key_values,
+            "aoi_kind": kind,
             "time_to_first_fixation_ms": onset[g_first],
             "first_fixation_duration_ms": dur[g_first],
             "dwell_time_ms": dwell,
             "_total": total,
-            "fixation_count": np.bincount(g_lab, minlength=n_groups).astype(np.int32),
+            "fixation_count": counts,
             "visit_count": visits,
         }
     )
     keys = [*_GROUP_KEYS, "aoi_id"]
-    if aois is not None and len(aois):
-        trials = out[[*_GROUP_KEYS, "_total"]].drop_duplicates(_GROUP_KEYS)
-        every = trials.merge(aois[["stimulus_id", "aoi_id", "aoi_kind"]], on="stimulus_id", how="inner")
-        missing = every.merge(out[keys], on=keys, how="left", indicator=True)
-        missing = missing.loc[missing["_merge"] == "left_only", [*keys, "aoi_kind", "_total"]]
-        if len(missing):
-            missing = missing.assign(
-                time_to_first_fixation_ms=np.nan,
-                first_fixation_duration_ms=np.nan,
-                dwell_time_ms=0.0,
-                fixation_count=np.int32(0),
-                visit_count=np.int32(0),
-            )
-            out = pd.concat([out, missing], ignore_index=True)
-            out = out.sort_values(keys, kind="stable").reset_index(drop=True)
+    # Never-fixated AOIs of each trial's stimulus, with zero dwell.
+    trials = out[[*_GROUP_KEYS, "_total"]].drop_duplicates(_GROUP_KEYS)
+    every = trials.merge(aois[["stimulus_id", "aoi_id", "aoi_kind"]], on="stimulus_id", how="inner")
+    missing = every.merge(out[keys], on=keys, how="left", indicator=True)
+    missing = missing.loc[missing["_merge"] == "left_only", [*keys, "aoi_kind", "_total"]]
+    if len(missing):
+        missing = missing.assign(
+            time_to_first_fixation_ms=np.nan,
+            first_fixation_duration_ms=np.nan,
+            dwell_time_ms=0.0,
+            fixation_count=np.int32(0),
+            visit_count=np.int32(0),
+        )
+        out = pd.concat([out, missing], ignore_index=True)
+        out = out.sort_values(keys, kind="stable").reset_index(drop=True)
     total_ms = out["_total"].to_numpy(dtype=np.float64)
     dwell_ms = out["dwell_time_ms"].to_numpy(dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):

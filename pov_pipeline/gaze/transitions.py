@@ -32,6 +32,8 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from pov_pipeline.gaze.fixations import _arrow_strings, _factorize_sorted, _has_missing, _is_inferred_str
+
 __all__ = ["aoi_sequences", "transition_matrix", "transition_table"]
 
 _KEYS = ["participant", "trial", "stimulus_id"]
@@ -39,18 +41,44 @@ _KEYS = ["participant", "trial", "stimulus_id"]
 Weighting = Literal["fixations", "dwell"]
 
 
-def _codes(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Codes that sort like the values (missing last) and the matching distinct values."""
-    codes, uniques = pd.factorize(column, sort=True, use_na_sentinel=True)
-    uniques = np.asarray(uniques, dtype=object)
+def _codes(column: pd.Series, keep: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Codes that sort like the values (missing last) and the matching distinct values.
+
+    ``keep`` selects the rows coded (a boolean mask); the distinct values may then include some
+    that only dropped rows hold, which changes no order or comparison.
+    """
+    codes, uniques = _factorize_sorted(column)
+    if keep is not None:
+        codes = codes[keep]
     if (codes < 0).any():
+        kept = column if keep is None else column[keep]
+        missing = kept[kept.isna()].iloc[0]
         codes = np.where(codes < 0, len(uniques), codes)
-        uniques = np.r_[uniques, np.array([column[column.isna()].iloc[0]], dtype=object)]
-    return codes.astype(np.int64), uniques
+        uniques = np.r_[uniques, np.array([missing], dtype=object)]
+    return codes.astype(np.int64, copy=False), uniques
 
 
-def _key_values(column: pd.Series, rows: np.ndarray, uniques: np.ndarray, codes: np.ndarray) -> pd.Series:
-    """``uniques[codes]`` as a column of ``column``'s dtype; ``rows`` hold those values.
+def _sort_key(column: pd.Series, keep: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Values that sort and compare like the column (missing last), and the distinct values.
+
+    Integers are their own key (no hashing) and complete Arrow strings need only their codes:
+    neither needs the distinct values (see :func:`_key_values`).
+    """
+    if isinstance(column.dtype, np.dtype) and column.dtype.kind in "iu":
+        values = column.to_numpy()
+        return (values if keep is None else values[keep]), None
+    data = _arrow_strings(column)
+    if data is not None and not data.null_count:
+        # Complete strings are taken by row as well: their codes suffice.
+        codes = _factorize_sorted(column, with_values=False)[0]
+        return (codes if keep is None else codes[keep]), None
+    return _codes(column, keep)
+
+
+def _key_values(
+    column: pd.Series, rows: np.ndarray, uniques: np.ndarray | None, codes: np.ndarray
+) -> pd.api.extensions.ExtensionArray:
+    """``uniques[codes]`` as an array of ``column``'s dtype; ``rows`` hold those values.
 
     Taking the rows keeps string columns in Arrow (no round trip through Python objects); only
     missing values, which factorize merges into one, and float keys (-0.0 == 0.0) need the codes.
@@ -58,26 +86,39 @@ def _key_values(column: pd.Series, rows: np.ndarray, uniques: np.ndarray, codes:
     kind = getattr(column.dtype, "kind", "O")
     if kind in "iuO" or isinstance(column.dtype, pd.StringDtype):
         values = column.array
-        if not values.isna().any():
-            return pd.Series(values.take(rows), dtype=column.dtype)
-    return pd.Series(uniques[codes], dtype=column.dtype)
+        if uniques is None or not _has_missing(column):
+            return values.take(rows)
+    return pd.Series(uniques[codes], dtype=column.dtype).array
 
 
 class _Units:
     """Sequence elements of all trials in order, as integer codes.
 
     ``group`` numbers the (participant, trial, stimulus) groups in sorted order, ``keys`` holds
-    their key values; ``aoi`` indexes ``aoi_ids`` (sorted, so code order is string order).
+    their key values (one array per key column); ``aoi`` indexes ``aoi_ids`` (sorted, so code
+    order is string order).
     """
 
     def __init__(
         self, aoi_hits: pd.DataFrame, *, collapse_repeats: bool, min_fixation_ms: float = 0.0
     ) -> None:
-        if min_fixation_ms > 0 and "duration_ms" in aoi_hits:
+        # Each column fetched once: a column lookup costs about what the work on it does here.
+        col = {c: aoi_hits[c] for c in [*_KEYS, "event_index", "aoi_id", "duration_ms"] if c in aoi_hits}
+        # Rows are dropped from the arrays, not from the wide frame: taking whole rows costs more.
+        keep: np.ndarray | None = None
+        duration = (
+            col["duration_ms"].to_numpy(dtype=np.float64, na_value=np.nan) if "duration_ms" in col else None
+        )
+        if min_fixation_ms > 0 and duration is not None:
             # NaN durations (unknown) stay: the comparison is False for them.
-            aoi_hits = aoi_hits.loc[~(aoi_hits["duration_ms"] < min_fixation_ms)]
-        key_codes = [_codes(aoi_hits[k]) for k in _KEYS]
-        event = aoi_hits["event_index"].to_numpy()
+            keep = ~(duration < min_fixation_ms)
+            if keep.all():
+                keep = None
+        rows = np.arange(len(aoi_hits)) if keep is None else np.flatnonzero(keep)
+        key_codes = [_sort_key(col[k], keep) for k in _KEYS]
+        event = col["event_index"].to_numpy()
+        if keep is not None:
+            event = event[keep]
         order = np.lexsort((event, *[c for c, _ in key_codes][::-1]))
         kc = [c[order] for c, _ in key_codes]
         n = order.shape[0]
@@ -85,12 +126,10 @@ class _Units:
         start[:1] = True
         for c in kc:
             start[1:] |= c[1:] != c[:-1]
-        aoi, self.aoi_ids = _codes(aoi_hits["aoi_id"])
+        aoi, self.aoi_ids = _codes(col["aoi_id"], keep)
+        self.aoi_dtype = col["aoi_id"].dtype if _is_inferred_str(col["aoi_id"].dtype) else None
         aoi = aoi[order]
-        if "duration_ms" in aoi_hits:
-            dur = aoi_hits["duration_ms"].to_numpy(dtype=np.float64, na_value=np.nan)[order]
-        else:
-            dur = np.full(n, np.nan)
+        dur = duration[rows][order] if duration is not None else np.full(n, np.nan)
         n_fix = np.ones(n, dtype=np.int64)
         if collapse_repeats and n:
             new_run = start.copy()
@@ -105,12 +144,19 @@ class _Units:
         self.group = np.cumsum(start) - 1
         heads = np.flatnonzero(start)
         self.n_groups = heads.shape[0]
-        self.keys = pd.DataFrame(
-            {
-                k: _key_values(aoi_hits[k], order[heads], u, c[heads])
-                for k, (_, u), c in zip(_KEYS, key_codes, kc, strict=True)
-            }
-        )
+        self.keys: dict[str, Any] = {
+            k: _key_values(col[k], rows[order[heads]], u, c[heads])
+            for k, (_, u), c in zip(_KEYS, key_codes, kc, strict=True)
+        }
+
+    def aoi_labels(self) -> np.ndarray | pd.api.extensions.ExtensionArray:
+        """``aoi_ids`` as a column of them becomes: the ``str`` array a frame would infer from
+        them (for Arrow strings without missing ids; taking from it is cheaper than inferring
+        each time), else the objects themselves.
+        """
+        if self.aoi_dtype is not None and all(isinstance(v, str) for v in self.aoi_ids):
+            return pd.array(self.aoi_ids, dtype=self.aoi_dtype)
+        return self.aoi_ids
 
     def pairs(self, *, include_self: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Group, from and to codes of consecutive elements within each trial."""
@@ -143,12 +189,13 @@ def _count_pairs(units: _Units, *, include_self: bool) -> tuple[np.ndarray, ...]
 def _counts_frame(units: _Units, *, include_self: bool) -> pd.DataFrame:
     g, a, b, count, prob = _count_pairs(units, include_self=include_self)
     # One frame built from a dict: column-by-column inserts cost more than the counting here.
-    columns: dict[str, Any] = {k: units.keys[k].array.take(g) for k in units.keys.columns}
-    columns["from_aoi"] = units.aoi_ids[a]
-    columns["to_aoi"] = units.aoi_ids[b]
+    columns: dict[str, Any] = {k: v.take(g) for k, v in units.keys.items()}
+    labels = units.aoi_labels() if g.size else units.aoi_ids
+    columns["from_aoi"] = labels.take(a)
+    columns["to_aoi"] = labels.take(b)
     columns["count"] = count.astype(np.int32)
     columns["prob"] = prob
-    return pd.DataFrame(columns)
+    return pd.DataFrame(columns, copy=False)
 
 
 def _from_sequences(sequences: pd.DataFrame) -> pd.DataFrame:
@@ -244,7 +291,7 @@ def aoi_sequences(
     if weighting not in ("fixations", "dwell"):
         raise ValueError(f"weighting must be 'fixations' or 'dwell', found {weighting!r}")
     units = _Units(aoi_hits, collapse_repeats=collapse_repeats, min_fixation_ms=min_fixation_ms)
-    out: dict[str, Any] = {k: units.keys[k].array for k in units.keys.columns}
+    out: dict[str, Any] = dict(units.keys)
     n_groups, m = units.n_groups, max(len(units.aoi_ids), 1)
     g = units.group
     bounds = np.r_[np.flatnonzero(units.start), g.shape[0]]
@@ -280,7 +327,8 @@ def aoi_sequences(
     if n_states is None:
         states = out["n_distinct_aois"].astype(np.float64)
     elif isinstance(n_states, Mapping):
-        states = units.keys["stimulus_id"].map(dict(n_states)).to_numpy(dtype=np.float64, na_value=np.nan)
+        stimulus = pd.Series(units.keys["stimulus_id"])
+        states = stimulus.map(dict(n_states)).to_numpy(dtype=np.float64, na_value=np.nan)
     else:
         states = np.full(n_groups, float(n_states))
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -288,7 +336,7 @@ def aoi_sequences(
         out["stationary_entropy_norm"] = out["stationary_entropy_bits"] / norm
         out["transition_entropy_norm"] = out["transition_entropy_bits"] / norm
     # One frame built from a dict: column-by-column inserts cost more than the entropies here.
-    return pd.DataFrame(out)
+    return pd.DataFrame(out, copy=False)
 
 
 def _plogp(p: np.ndarray) -> np.ndarray:

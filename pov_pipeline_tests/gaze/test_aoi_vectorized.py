@@ -163,3 +163,21 @@ def test_map_without_aois_and_without_fixations() -> None:
     assert np.isinf(none.loc[none["aoi_id"] == AOI_BACKGROUND, "distance_deg"]).all()
     empty = map_fixations_to_aois(fix.iloc[:0], aois, screen_px=SCREEN, deg_per_px=0.025)
     assert len(empty) == 0 and "aoi_id" in empty
+
+
+@pytest.mark.parametrize("seed", [6, 7])
+def test_map_of_sorted_fixations_skips_the_sort(seed: int) -> None:
+    """A session's fixations come sorted: same table, in and out of order, with any index."""
+    rng = np.random.default_rng(seed)
+    aois = _random_aois(rng, 10)
+    fix = _random_fixations(rng, aois, 300)
+    prepared = prepare_stimulus_aois(aois)
+    kw = {"screen_px": SCREEN, "deg_per_px": 0.025, "tolerance_deg": float(rng.uniform(0.0, 3.0))}
+    want = _reference(fix, aois, tol_deg=kw["tolerance_deg"], dpp=0.025, rule="smallest")
+    ordered = fix.sort_values(["participant", "trial", "event_index"]).reset_index(drop=True)
+    for frame in (fix, ordered, ordered.set_axis(np.arange(len(ordered)) * 3)):
+        got = map_fixations_to_aois(frame, prepared, **kw)
+        pd.testing.assert_frame_equal(got, want, check_exact=True)
+    # Mapping an aoi_hits table again replaces its hit columns in place.
+    again = map_fixations_to_aois(want, prepared, **kw)
+    pd.testing.assert_frame_equal(again, want, check_exact=True)
