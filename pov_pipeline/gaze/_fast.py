@@ -430,9 +430,7 @@ def _arrow_codes(
         bufs = chunk.buffers()
         offsets = np.frombuffer(bufs[1], dtype=off_type)[chunk.offset : chunk.offset + m + 1]
         data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)
-        if not kern.match_strings(
-            offsets.astype(np.int64, copy=False), data, pool, lengths, width, out[pos : pos + m], seen
-        ):
+        if not kern.match_strings(offsets, data, pool, lengths, width, out[pos : pos + m], seen):
             return None
         pos += m
     return out, seen
@@ -460,7 +458,9 @@ def _codes_of(
                 lut = np.zeros(len(candidates), dtype=codes.dtype)
                 for i in present:
                     lut[i] = values.index(candidates[i])
-                if not np.array_equal(lut, np.arange(len(candidates))):
+                # Only the codes that occur need to keep their place (a monocular frame's "left"
+                # among the preferred "left", "right"): then the frame-long gather is skipped.
+                if any(lut[i] != i for i in present):
                     codes = lut[codes]
                 return codes, values
     codes, uniques = pd.factorize(column, sort=True)

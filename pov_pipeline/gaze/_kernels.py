@@ -870,7 +870,7 @@ def run_string_buffers(
 
 @njit(cache=True)
 def match_strings(
-    offsets: npt.NDArray[np.int64],
+    offsets: npt.NDArray[np.int32] | npt.NDArray[np.int64],
     data: npt.NDArray[np.uint8],
     pool: npt.NDArray[np.uint8],
     lengths: IntArray,
