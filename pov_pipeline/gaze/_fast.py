@@ -33,8 +33,10 @@ from pov_pipeline.gaze.detection import (
     _empty_trial_events,
     _samples,
     _sort_order,
-    _tangent_axes,
     _trial_signal,
+)
+from pov_pipeline.gaze.detection import (
+    _px_to_deg as _reference_px_to_deg,
 )
 from pov_pipeline.gaze.geometry import ScreenGeometry
 from pov_pipeline.gaze.preprocess import _savgol_kernel, velocity_window_half_samples
@@ -64,15 +66,7 @@ def _px_to_deg(
     In place where ``out`` is the input: a fresh array costs a page fault per 4 KiB (about 2 us
     each on the benchmark's virtual machine), as much as the arithmetic.
     """
-    res = []
-    for a, (centre, scale), dst in zip(
-        (x_px, y_px), _tangent_axes(geometry), out or (None, None), strict=True
-    ):
-        a = np.ascontiguousarray(a, dtype=np.float64)
-        dst = np.empty_like(a) if dst is None else dst
-        kern.px_to_deg(a, centre, scale, dst)
-        res.append(dst)
-    return res[0], res[1]
+    return _reference_px_to_deg(geometry, x_px, y_px, out, kernel=kern.px_to_deg)
 
 
 def supported(method: str, p: Params) -> bool:

@@ -1112,36 +1112,22 @@ def _dwell_metrics_fast(aoi_hits: pd.DataFrame, aois: pd.DataFrame | None) -> pd
         kind = _kind_from_id(pd.Series(key_values["aoi_id"])).to_numpy()
     visits = np.bincount(g_lab, weights=new_visit, minlength=n_groups).astype(np.int32)
     counts = np.bincount(g_lab, minlength=n_groups).astype(np.int32)
+    columns = {
+        **key_values,
+        "aoi_kind": kind,
+        "time_to_first_fixation_ms": onset[g_first],
+        "first_fixation_duration_ms": dur[g_first],
+        "dwell_time_ms": dwell,
+        "fixation_count": counts,
+        "visit_count": visits,
+    }
     if aois is None or not len(aois):
         with np.errstate(divide="ignore", invalid="ignore"):
-            share = np.where(total > 0, dwell / total, np.nan)
+            columns["dwell_share"] = np.where(total > 0, dwell / total, np.nan)
+        columns["revisit_count"] = np.maximum(visits - 1, 0).astype(np.int32)
         # The finished table in one constructor: inserting columns one by one costs more.
-        return pd.DataFrame(
-            {
-                **key_values,
-                "aoi_kind": kind,
-                "time_to_first_fixation_ms": onset[g_first],
-                "first_fixation_duration_ms": dur[g_first],
-                "dwell_time_ms": dwell,
-                "dwell_share": share,
-                "fixation_count": counts,
-                "visit_count": visits,
-                "revisit_count": np.maximum(visits - 1, 0).astype(np.int32),
-            },
-            copy=False,
-        )
-    out = pd.DataFrame(
-        {
-            **key_values,
-            "aoi_kind": kind,
-            "time_to_first_fixation_ms": onset[g_first],
-            "first_fixation_duration_ms": dur[g_first],
-            "dwell_time_ms": dwell,
-            "_total": total,
-            "fixation_count": counts,
-            "visit_count": visits,
-        }
-    )
+        return pd.DataFrame({c: columns[c] for c in _DWELL_COLUMNS}, copy=False)
+    out = pd.DataFrame({**columns, "_total": total})
     keys = [*_GROUP_KEYS, "aoi_id"]
     # Never-fixated AOIs of each trial's stimulus, with zero dwell.
     trials = out[[*_GROUP_KEYS, "_total"]].drop_duplicates(_GROUP_KEYS)

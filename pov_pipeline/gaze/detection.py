@@ -334,21 +334,27 @@ def _px_to_deg(
     x_px: FloatArray,
     y_px: FloatArray,
     out: tuple[FloatArray, FloatArray] | None = None,
+    kernel: Any = None,
 ) -> tuple[FloatArray, FloatArray]:
     """:meth:`ScreenGeometry.px_to_deg` with the same arithmetic, into ``out`` when given.
 
     ``out`` (``float64`` arrays, which may be ``x_px`` and ``y_px`` themselves) receives the
-    result instead of new arrays. The compiled detector's ``_kernels.px_to_deg`` gives the same
-    bits.
+    result instead of new arrays. ``kernel`` is the compiled ``_kernels.px_to_deg`` (the same
+    bits, ``kernel(px, centre, scale, out)``), which the fast path passes; by default numpy.
     """
     res = []
     for a, (centre, scale), dst in zip(
         (x_px, y_px), _tangent_axes(geometry), out or (None, None), strict=True
     ):
-        deg = arctan_deg((np.asarray(a, dtype=np.float64) - centre) * scale)
-        if dst is not None:
-            dst[...] = deg
-            deg = dst
+        if kernel is not None:
+            a = np.ascontiguousarray(a, dtype=np.float64)
+            deg = np.empty_like(a) if dst is None else dst
+            kernel(a, centre, scale, deg)
+        else:
+            deg = arctan_deg((np.asarray(a, dtype=np.float64) - centre) * scale)
+            if dst is not None:
+                dst[...] = deg
+                deg = dst
         res.append(deg)
     return res[0], res[1]
 
