@@ -424,7 +424,11 @@ def _arrow_codes(
         bufs = chunk.buffers()
         offsets = np.frombuffer(bufs[1], dtype=off_type)[chunk.offset : chunk.offset + m + 1]
         data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)
-        if not kern.match_strings(offsets, data, pool, lengths, width, out[pos : pos + m], seen):
+        if data.ctypes.data % 8:
+            # A sliced Arrow buffer may start off a word boundary: rare, copied.
+            data = data.copy()
+        words = data[: data.size // 8 * 8].view(np.uint64)
+        if not kern.match_strings(offsets, data, words, pool, lengths, width, out[pos : pos + m], seen):
             return None
         pos += m
     return out, seen
