@@ -28,6 +28,7 @@ import pyarrow.csv as pa_csv
 
 from pov_pipeline.ingest._lines import DEFAULT_MAX_BYTES, LineFile, parse_numbers, read_lines
 from pov_pipeline.ingest._samples import ReadResult, TrialMarkers, assemble, assign_trials
+from pov_pipeline.ingest._scan import parse_line_numbers
 from pov_pipeline.ingest.errors import GazeFormatError
 
 if TYPE_CHECKING:
@@ -346,20 +347,30 @@ def read_eyelink_asc(
 
 
 def _parse_sample_lines_fast(lf: LineFile, line_idx: np.ndarray, n_fields: int) -> list[np.ndarray] | None:
-    """Parse the first ``n_fields`` numbers of sample lines with Arrow's CSV reader, or ``None``.
+    """Parse the first ``n_fields`` numbers of sample lines fast, or ``None``.
 
     Splitting millions of lines with string kernels and casting each column is the bulk of the
-    reader's time; the CSV reader does both in one pass over the lines' own bytes. It only applies
-    when every line has the same number of tab-separated fields and each of the first ``n_fields``
-    holds exactly one number (or ``.`` after the time stamp): then its fields are the whitespace
-    tokens the general path would take. Anything else (space-separated files, empty fields, a bad
-    token, a ``.`` time stamp) returns ``None`` so the general path reads the lines and names the
-    offending line and field.
+    reader's time. Two fast paths give exactly the numbers the general path would:
+
+    - a compiled scan (:func:`~pov_pipeline.ingest._scan.parse_line_numbers`) when the first
+      ``n_fields`` whitespace tokens of every line are plain decimals (``.`` after the time stamp);
+    - else Arrow's CSV reader, which splits and casts in one pass over the lines' own bytes, when
+      every line has the same number of tab-separated fields and each of the first ``n_fields``
+      holds exactly one number (or ``.`` after the time stamp).
+
+    Anything else (space-separated files with exponents, empty fields, a bad token, a ``.`` time
+    stamp) returns ``None`` so the general path reads the lines and names the offending line and
+    field.
     """
     if not len(line_idx):
         return None
     starts = lf.line_starts[line_idx]
     ends = lf.line_ends[line_idx]
+    # Plain decimals (what edf2asc writes) are scanned in compiled code, several times faster
+    # than the CSV reader; any other token leaves the lines to it.
+    scanned = parse_line_numbers(lf.data, starts, ends, n_fields)
+    if scanned is not None:
+        return scanned
     # Runs of consecutive sample lines are contiguous in the file; only the few lines between them
     # (events, messages) have to be cut out.
     breaks = np.flatnonzero(np.diff(line_idx) != 1)

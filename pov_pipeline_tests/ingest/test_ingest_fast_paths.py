@@ -85,33 +85,49 @@ def test_fast_path_taken_and_identical(
     _assert_same(fast, general)
 
 
-# Each edit either keeps the fast path's assumptions (hits == 1) or breaks them (hits == 0); in both
-# cases the outcome, including the error message and its line, must equal the general path's.
+def _with_field(line: str, index: int, token: str) -> str:
+    fields = line.split("\t")
+    fields[index] = token
+    return "\t".join(fields)
+
+
+# Each edit either keeps a fast path's assumptions (a hit) or breaks them; in both cases the outcome,
+# including the error message and its line, must equal the general path's. The two numbers are the
+# hits with the compiled scan first, and with only Arrow's CSV reader (the scan switched off): the
+# scan splits on any whitespace as the general path does, so it also takes spaced and padded lines.
 EDITS = {
-    "spaces_only": (lambda k, line: line.replace("\t", " "), 0),
-    "empty_fields": (lambda k, line: line.replace("\t", "\t\t"), 0),
-    "vertical_tab": (lambda k, line: line.replace("\t", "\x0b", 1) if k % 7 == 0 else line, 0),
-    "no_flags_some_lines": (lambda k, line: line.rsplit("\t", 1)[0] if k % 5 == 0 else line, 0),
-    "extra_columns": (lambda k, line: line + "\t  12.5\t 3.0", 1),
-    "trailing_space": (lambda k, line: line + "  ", 1),
-    "bad_token": (lambda k, line: line.replace(".", "x", 1) if k == 40 else line, 0),
-    "bad_time": (lambda k, line: "1..5" + line[line.index("\t") :] if k == 40 else line, 0),
-    "time_with_space": (lambda k, line: "1 5" + line[line.index("\t") :] if k == 40 else line, 0),
-    "short_line": (lambda k, line: "\t".join(line.split("\t")[:2]) if k == 40 else line, 0),
-    "empty_pupil": (lambda k, line: "\t".join([*line.split("\t")[:3], "", "..."]) if k == 40 else line, 0),
-    "nan_inf": (lambda k, line: line.replace("\t", "\tnan ", 1) if k == 41 else line, 0),
+    "spaces_only": (lambda k, line: line.replace("\t", " "), 1, 0),
+    "empty_fields": (lambda k, line: line.replace("\t", "\t\t"), 1, 0),
+    "vertical_tab": (lambda k, line: line.replace("\t", "\x0b", 1) if k % 7 == 0 else line, 1, 0),
+    "no_flags_some_lines": (lambda k, line: line.rsplit("\t", 1)[0] if k % 5 == 0 else line, 1, 0),
+    "extra_columns": (lambda k, line: line + "\t  12.5\t 3.0", 1, 1),
+    "trailing_space": (lambda k, line: line + "  ", 1, 1),
+    "bad_token": (lambda k, line: line.replace(".", "x", 1) if k == 40 else line, 0, 0),
+    "bad_time": (lambda k, line: "1..5" + line[line.index("\t") :] if k == 40 else line, 0, 0),
+    "time_with_space": (lambda k, line: "1 5" + line[line.index("\t") :] if k == 40 else line, 1, 0),
+    "short_line": (lambda k, line: "\t".join(line.split("\t")[:2]) if k == 40 else line, 0, 0),
+    "empty_pupil": (lambda k, line: "\t".join([*line.split("\t")[:3], "", "..."]) if k == 40 else line, 0, 0),
+    "nan_inf": (lambda k, line: line.replace("\t", "\tnan ", 1) if k == 41 else line, 0, 0),
+    "exponent": (lambda k, line: _with_field(line, 1, "1e2") if k == 41 else line, 1, 1),
+    "plus_sign": (lambda k, line: _with_field(line, 1, "+937.5") if k == 41 else line, 1, 1),
+    "trailing_point": (lambda k, line: line.replace("\t", ".\t", 1) if k == 41 else line, 1, 1),
+    "negative_zero": (lambda k, line: _with_field(line, 1, "-0.0") if k == 41 else line, 1, 1),
+    "sixteen_digits": (lambda k, line: _with_field(line, 1, "1234567.890123456") if k == 41 else line, 1, 1),
 }
 
 
+@pytest.mark.parametrize("scan", [True, False])
 @pytest.mark.parametrize("name", sorted(EDITS))
-def test_fast_path_hands_over(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str) -> None:
-    edit, expected_hits = EDITS[name]
+def test_fast_path_hands_over(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, scan: bool) -> None:
+    edit, scan_hits, csv_hits = EDITS[name]
+    if not scan:
+        monkeypatch.setattr(eyelink, "parse_line_numbers", lambda *args: None)
     path = tmp_path / "a.asc"
     write_synthetic_asc(path, n_trials=3, samples_per_trial=60, seed=5)
     _rewrite_samples(path, edit)
     fast, general, hits = _read_both(path, monkeypatch)
     _assert_same(fast, general)
-    assert hits == expected_hits
+    assert hits == (scan_hits if scan else csv_hits)
 
 
 def test_error_names_line_from_fast_input(tmp_path: Path) -> None:
