@@ -331,7 +331,7 @@ def _string_dtype() -> Any:
 
 
 @functools.lru_cache(maxsize=64)
-def _pool(strings: tuple[str, ...]) -> tuple[npt.NDArray[np.uint8], IntArray, int]:
+def string_pool(strings: tuple[str, ...]) -> tuple[npt.NDArray[np.uint8], IntArray, int]:
     """The strings encoded and zero-padded to a common width (a multiple of 8 bytes)."""
     encoded = [s.encode("utf-8") for s in strings]
     lengths = np.array([len(b) for b in encoded], dtype=np.intp)
@@ -375,7 +375,7 @@ def repeated_string_array(
     dtype = _string_dtype()
     if getattr(dtype, "storage", None) != "pyarrow" or len(strings) == 0:
         return pd.array(np.asarray(strings, dtype=object)[np.repeat(run_codes, run_counts)], dtype=dtype)
-    pool, lengths, width = _pool(strings)
+    pool, lengths, width = string_pool(strings)
     n = int(run_counts.sum())
     key = None
     if shared_offsets is not None and run_codes.size:
@@ -407,7 +407,7 @@ def _arrow_codes(
     write (and fault in) per row.
     """
     chunks = pa_arr.chunks if isinstance(pa_arr, pa.ChunkedArray) else [pa_arr]
-    pool, lengths, width = _pool(candidates)
+    pool, lengths, width = string_pool(candidates)
     out = np.empty(len(pa_arr), dtype=np.int8 if len(candidates) <= 100 else np.intp)
     seen = np.zeros(len(candidates), dtype=np.bool_)
     pos = 0

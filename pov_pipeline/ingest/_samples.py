@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from pov_pipeline.ingest._scan import string_column
 from pov_pipeline.ingest.errors import GazeFormatError
 from pov_pipeline.schemas import RAW_GAZE, validate_participant_id
 
@@ -161,13 +162,6 @@ def _median_int(values: np.ndarray) -> float:
     return float(np.mean(kth.astype(values.dtype)))
 
 
-def _strings(codes: np.ndarray, values: Sequence[str]) -> pa.Array:
-    dictionary = pa.DictionaryArray.from_arrays(
-        pa.array(codes.astype(np.int32, copy=False)), pa.array(list(values), pa.string())
-    )
-    return dictionary.cast(pa.string())
-
-
 def build_samples(
     *,
     participant: str,
@@ -230,15 +224,15 @@ def build_samples(
         rows, all_trial, all_eye = rows[order], all_trial[order], all_eye[order]
         cat = {k: v[order] for k, v in cat.items()}
     arrays = [
-        _strings(np.zeros(len(rows), np.int32), [participant]),
+        string_column(np.zeros(len(rows), np.int32), [participant]),
         pa.array(all_trial.astype(np.int32)),
-        _strings(stimulus_code[rows], stimulus_ids),
+        string_column(stimulus_code[rows], stimulus_ids),
         pa.array(t_us.astype(np.int64, copy=False)[rows]),
         pa.array(cat["x"].astype(np.float32, copy=False)),
         pa.array(cat["y"].astype(np.float32, copy=False)),
         pa.array(cat["pupil"].astype(np.float32, copy=False)),
         pa.array(cat["valid"].astype(bool, copy=False)),
-        _strings(all_eye, eyes),
+        string_column(all_eye, eyes),
     ]
     return pa.Table.from_arrays(arrays, schema=RAW_GAZE)
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
-from pov_pipeline.ingest._scan import MAX_DIGITS, parse_line_numbers
+from pov_pipeline.ingest._scan import MAX_DIGITS, parse_line_numbers, string_column
 
 
 def _scan(lines: list[str], n_fields: int) -> list[np.ndarray] | None:
@@ -73,3 +74,14 @@ def test_short_lines_are_refused_and_extra_tokens_ignored() -> None:
     got = _scan(["100\t1.0\t2.0\tjunk here", "  101 \x0b 1.5\r2.5 "], 3)
     assert got is not None
     np.testing.assert_array_equal(np.stack(got), [[100.0, 101.0], [1.0, 1.5], [2.0, 2.5]])
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 5000])
+def test_string_column_equals_dictionary_decode(n: int) -> None:
+    rng = np.random.default_rng(n)
+    values = ["p01", "", "stimulus_é", "right", "a" * 40]
+    codes = np.repeat(rng.integers(0, len(values), max(n // 50, 1)), 50)[:n].astype(np.int32)
+    got = string_column(codes, values)
+    want = pa.DictionaryArray.from_arrays(pa.array(codes), pa.array(values)).cast(pa.string())
+    assert got.type == pa.string()
+    assert got.equals(want)
