@@ -41,12 +41,15 @@ def scan_decimals(
     ends: npt.NDArray[np.int64],
     pow10: npt.NDArray[np.float64],
     out: npt.NDArray[np.float64],
+    empty_is_nan: bool = False,
 ) -> bool:
     """Parse the first ``out.shape[0]`` whitespace-separated tokens of every line into ``out``.
 
     Line ``i`` is ``data[starts[i]:ends[i]]``; token ``f`` of it goes to ``out[f, i]``. A token
     must be ``-?digits(.digits)?`` with at most :data:`MAX_DIGITS` digits, or a lone ``.`` (lost
     data, NaN) in any field but the first. Tokens after the first ``out.shape[0]`` are not read.
+    With ``empty_is_nan`` (one field per line: a delimited file's field) an empty line reads as
+    NaN.
 
     Returns False as soon as a line has fewer tokens or a token has another form (``out`` is then
     partly written); the caller's general parser decides about such lines.
@@ -59,6 +62,10 @@ def scan_decimals(
             while p < e and _is_space(data[p]):
                 p += 1
             if p >= e:
+                # Only a field with nothing in it is empty; blanks are for the general path.
+                if empty_is_nan and n_fields == 1 and starts[i] == e:
+                    out[f, i] = np.nan
+                    continue
                 return False
             neg = data[p] == 45  # '-'
             p += neg
@@ -97,11 +104,13 @@ def parse_line_numbers(
     starts: npt.NDArray[np.int64],
     ends: npt.NDArray[np.int64],
     n_fields: int,
+    *,
+    empty_is_nan: bool = False,
 ) -> list[npt.NDArray[np.float64]] | None:
     """The first ``n_fields`` numbers of each line ``data[starts[i]:ends[i]]`` as float64 columns.
 
     ``None`` when any line holds fewer tokens or a token other than a plain decimal (or a lone
-    ``.`` after the first field; see :func:`scan_decimals`).
+    ``.`` after the first field; see :func:`scan_decimals`, also for ``empty_is_nan``).
     """
     buf = np.frombuffer(data, dtype=np.uint8)
     out = np.empty((n_fields, len(starts)))
@@ -111,6 +120,7 @@ def parse_line_numbers(
         np.ascontiguousarray(ends, dtype=np.int64),
         _POW10,
         out,
+        empty_is_nan,
     )
     return list(out) if ok else None
 
@@ -155,3 +165,62 @@ def _run_offsets32(
         i += run_counts[r]
         o += size_one * run_counts[r]
     return offsets
+
+
+@njit(cache=True)
+def tab_fields(
+    data: npt.NDArray[np.uint8],
+    starts: npt.NDArray[np.int64],
+    ends: npt.NDArray[np.int64],
+    out: npt.NDArray[np.int32],
+) -> int:
+    """Where each tab-separated field of each line begins, relative to its line, into ``out``.
+
+    ``out`` is ``(n_lines, n_fields)``; field ``j`` of line ``i`` spans from
+    ``starts[i] + out[i, j]`` to the next tab (or the line's end). Returns ``-1``, or the first
+    line whose field count is not ``n_fields`` (``out`` is then incomplete).
+    """
+    n_fields = out.shape[1]
+    for i in range(starts.size):
+        s = starts[i]
+        row = out[i]
+        row[0] = 0
+        k = 0
+        for p in range(s, ends[i]):
+            if data[p] == 9:
+                k += 1
+                if k >= n_fields:
+                    return i
+                row[k] = p + 1 - s
+        if k != n_fields - 1:
+            return i
+    return -1
+
+
+@njit(cache=True)
+def gather_strings(
+    data: npt.NDArray[np.uint8], starts: npt.NDArray[np.int64], ends: npt.NDArray[np.int64]
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.uint8]]:
+    """Arrow string offsets and bytes of the byte ranges ``data[starts[i]:ends[i]]``."""
+    n = starts.size
+    offsets = np.empty(n + 1, dtype=np.int64)
+    offsets[0] = 0
+    for i in range(n):
+        offsets[i + 1] = offsets[i] + (ends[i] - starts[i])
+    out = np.empty(offsets[n], dtype=np.uint8)
+    for i in range(n):
+        src = data[starts[i] : ends[i]]
+        dst = out[offsets[i] : offsets[i + 1]]
+        for q in range(src.size):
+            dst[q] = src[q]
+    return offsets, out
+
+
+def string_array_of_ranges(
+    data: npt.NDArray[np.uint8], starts: npt.NDArray[np.int64], ends: npt.NDArray[np.int64]
+) -> pa.Array:
+    """The byte ranges ``data[starts[i]:ends[i]]`` (valid UTF-8, under 2 GiB in all) as Arrow ``string``."""
+    offsets, chars = gather_strings(data, starts, ends)
+    return pa.StringArray.from_buffers(
+        starts.size, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(chars)
+    )

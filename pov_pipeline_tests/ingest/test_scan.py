@@ -85,3 +85,14 @@ def test_string_column_equals_dictionary_decode(n: int) -> None:
     want = pa.DictionaryArray.from_arrays(pa.array(codes), pa.array(values)).cast(pa.string())
     assert got.type == pa.string()
     assert got.equals(want)
+
+
+def test_empty_field_is_nan_only_when_asked_and_only_when_empty() -> None:
+    text = b"12.5||  |7"
+    starts, ends = np.array([0, 5, 6, 9]), np.array([4, 5, 8, 10])
+    got = parse_line_numbers(text, starts, ends, 1, empty_is_nan=True)
+    assert got is None  # the blank field "  " is the general path's to judge
+    got = parse_line_numbers(text, starts[[0, 1, 3]], ends[[0, 1, 3]], 1, empty_is_nan=True)
+    assert got is not None
+    np.testing.assert_array_equal(got[0], [12.5, np.nan, 7.0])
+    assert parse_line_numbers(text, starts[[1]], ends[[1]], 1) is None
