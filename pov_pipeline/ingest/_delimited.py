@@ -37,15 +37,16 @@ class TabFields:
     data: np.ndarray  # the file's bytes (uint8)
     row_starts: np.ndarray  # byte offset of each row (int64)
     row_ends: np.ndarray  # byte offset past each row (int64)
-    field_starts: np.ndarray  # (n_rows, n_fields) int32, relative to the row's start
+    field_starts: np.ndarray  # (n_fields, n_rows) int32, relative to the row's start
 
     def ranges(self, j: int, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Byte ranges ``[starts, ends)`` of field ``j`` in every row (or in ``rows``)."""
         row_starts = self.row_starts if rows is None else self.row_starts[rows]
-        rel = self.field_starts if rows is None else self.field_starts[rows]
-        starts = row_starts + rel[:, j]
-        if j + 1 < rel.shape[1]:
-            ends = row_starts + rel[:, j + 1] - 1  # the tab before the next field
+        rel = self.field_starts[j] if rows is None else self.field_starts[j][rows]
+        starts = row_starts + rel
+        if j + 1 < self.field_starts.shape[0]:
+            after = self.field_starts[j + 1] if rows is None else self.field_starts[j + 1][rows]
+            ends = row_starts + after - 1  # the tab before the next field
         else:
             ends = self.row_ends if rows is None else self.row_ends[rows]
         return starts, ends
@@ -226,7 +227,7 @@ def read_delimited(lf: LineFile, delimiter: str | None, notes: list[str]) -> Del
         data = np.frombuffer(lf.data, dtype=np.uint8)
         row_starts = lf.line_starts[row_lines].astype(np.int64)
         row_ends = lf.line_ends[row_lines].astype(np.int64)
-        field_starts = np.empty((len(row_lines), len(header)), dtype=np.int32)
+        field_starts = np.empty((len(header), len(row_lines)), dtype=np.int32)
         if tab_fields(data, row_starts, row_ends, field_starts) < 0:
             fields = TabFields(data, row_starts, row_ends, field_starts)
             columns: list[pa.Array | None] = [None] * len(header)

@@ -176,22 +176,22 @@ def tab_fields(
 ) -> int:
     """Where each tab-separated field of each line begins, relative to its line, into ``out``.
 
-    ``out`` is ``(n_lines, n_fields)``; field ``j`` of line ``i`` spans from
-    ``starts[i] + out[i, j]`` to the next tab (or the line's end). Returns ``-1``, or the first
-    line whose field count is not ``n_fields`` (``out`` is then incomplete).
+    ``out`` is ``(n_fields, n_lines)`` (a field's positions lie together: columns are read one at
+    a time); field ``j`` of line ``i`` spans from ``starts[i] + out[j, i]`` to the next tab (or
+    the line's end). Returns ``-1``, or the first line whose field count is not ``n_fields``
+    (``out`` is then incomplete).
     """
-    n_fields = out.shape[1]
+    n_fields = out.shape[0]
     for i in range(starts.size):
         s = starts[i]
-        row = out[i]
-        row[0] = 0
+        out[0, i] = 0
         k = 0
         for p in range(s, ends[i]):
             if data[p] == 9:
                 k += 1
                 if k >= n_fields:
                     return i
-                row[k] = p + 1 - s
+                out[k, i] = p + 1 - s
         if k != n_fields - 1:
             return i
     return -1
