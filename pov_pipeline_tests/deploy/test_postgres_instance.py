@@ -24,6 +24,9 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 
 from pov_pipeline.definitions import build_definitions
 from pov_pipeline.demo import DemoSize, generate_study
+from pov_pipeline.gaze.detection import detect_trials
+from pov_pipeline.gaze.geometry import ScreenGeometry
+from pov_pipeline.ingest import read_gaze, read_session
 from pov_pipeline.lake import LakePaths
 from pov_pipeline.orchestrate import QUIET_RUN_CONFIG
 from pov_pipeline.partitions import participants_partitions
@@ -101,6 +104,25 @@ def _participant_run(env: dict[str, str], participant: str, cwd: Path) -> subpro
     )
 
 
+def _warm_compiled_kernels(folder: Path, participant: str) -> None:
+    """Compile (or load) the readers' and detectors' numba kernels once, in this process.
+
+    A fresh checkout has no numba cache: the step processes of the two concurrent runs below
+    would each compile the same kernels at once (as a deployment does only on its first run),
+    which on a loaded 2-core machine can take most of the runs' time limit.
+    """
+    session = read_session(folder / "session.json")
+    samples = read_gaze(folder, session, participant).samples.to_pandas()
+    geometry = ScreenGeometry(
+        screen_width_px=int(session.screen_px[0]),
+        screen_height_px=int(session.screen_px[1]),
+        screen_width_mm=float(session.screen_mm[0]),
+        screen_height_mm=float(session.screen_mm[1]),
+        viewing_distance_mm=float(session.viewing_distance_mm),
+    )
+    detect_trials(samples, geometry)
+
+
 def test_demo_through_postgres_with_concurrent_multiprocess_runs_equals_a_sequential_run(
     pg_server, pg_home, tmp_path
 ):
@@ -114,6 +136,7 @@ def test_demo_through_postgres_with_concurrent_multiprocess_runs_equals_a_sequen
         study = build_definitions(str(lake)).resolve_job_def("study_job")
         assert study.execute_in_process(instance=instance, run_config=QUIET_RUN_CONFIG).success
 
+    _warm_compiled_kernels(lake / "landing" / participants[0], participants[0])
     env = {
         **os.environ,
         **pg_server.env(),
