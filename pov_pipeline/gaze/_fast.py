@@ -180,12 +180,11 @@ def _adaptive_frame(
     with_info: bool,
 ) -> FrameResult:
     n = t.size
-    x0 = x.copy()
-    y0 = y.copy()
-    off, lost = kern.blank_and_fill(
+    # Fresh arrays, written in the pass that reads x and y (which stay as they are).
+    x0, y0, off, lost = kern.blank_and_fill(
         t,
-        x0,
-        y0,
+        x,
+        y,
         bounds,
         dts,
         float(geometry.screen_width_px),
@@ -265,9 +264,7 @@ def _ivt_frame(
     geometry: ScreenGeometry,
     p: IVTParams,
 ) -> FrameResult:
-    xf = x.copy()
-    yf = y.copy()
-    kern.blank_and_fill(t, xf, yf, bounds, dts, 1.0, 1.0, 0.0, False, float(p.gap_fill_max_ms))
+    xf, yf, _, _ = kern.blank_and_fill(t, x, y, bounds, dts, 1.0, 1.0, 0.0, False, float(p.gap_fill_max_ms))
     if p.noise_window_samples > 1:
         xf = kern.median3(xf, bounds)
         yf = kern.median3(yf, bounds)
@@ -308,9 +305,10 @@ def event_columns(
     dts: FloatArray,
 ) -> tuple[dict[str, Any], IntArray]:
     """The :data:`EVENT_COLUMNS` of every trial's events (strings as Arrow arrays) and their trial."""
-    trial, codes, ints, fl = kern.event_table(
-        res.labels, t, x, y, res.deg[0], res.deg[1], res.speed_deg_s, bounds, dts
-    )
+    # The kernel reads labels, degrees and speeds as raw words: it needs them contiguous (they
+    # are, as the detectors make them; this only guards against a strided caller).
+    lab, xd, yd, v = (np.ascontiguousarray(a) for a in (res.labels, *res.deg, res.speed_deg_s))
+    trial, codes, ints, fl = kern.event_table(lab, t, x, y, xd, yd, v, bounds, dts)
     cols: dict[str, Any] = {"event": string_array(codes, SAMPLE_LABELS)}
     floats = dict(zip(kern.EVENT_FLOAT_COLUMNS, fl.T, strict=True))
     ints_by_name = {"start_index": ints[:, 0], "end_index": ints[:, 1], "n_samples": ints[:, 2]}

@@ -161,10 +161,6 @@ def _pairwise_block_py(a: FloatArray, lo: int, n: int) -> float:
 
 
 _pairwise_block = njit(cache=True)(_pairwise_block_py)
-# The same body inlined into its caller (the per-event means of short runs). Not cached on its
-# own: callers inline its IR and are cached themselves, and a second cached dispatcher of the
-# same function would share its cache index.
-_pairwise_block_inline = njit(inline="always")(_pairwise_block_py)
 
 
 @njit(cache=True)
@@ -572,34 +568,46 @@ def blank_and_fill(
     margin_fraction: float,
     blank_offscreen: bool,
     max_gap_ms: float,
-) -> tuple[BoolArray, BoolArray]:
-    """Blank off-screen samples (optionally), then interpolate short lost runs, in place.
+) -> tuple[FloatArray, FloatArray, BoolArray, BoolArray]:
+    """Blank off-screen samples (optionally), then interpolate short lost runs, into new arrays.
 
-    Returns the mask of blanked off-screen samples and the mask of samples still lost after
-    filling (as ``fill_gaps_inplace`` reports it).
+    ``x`` and ``y`` (pixels) are only read: the blanked and filled positions are written to
+    fresh arrays in the pass that reads them, which spares the caller a copy of each.
+
+    Returns the blanked and filled ``x`` and ``y``, the mask of blanked off-screen samples and
+    the mask of samples still lost after filling (as ``fill_gaps_inplace`` reports it).
     """
     n = t.size
-    off = np.zeros(n, dtype=np.bool_)
-    lost = np.zeros(n, dtype=np.bool_)
+    xo = np.empty(n)
+    yo = np.empty(n)
+    off = np.empty(n, dtype=np.bool_)
+    lost = np.empty(n, dtype=np.bool_)
     mx = margin_fraction * width_px
     my = margin_fraction * height_px
+    lo_x, hi_x = -mx, width_px + mx
+    lo_y, hi_y = -my, height_px + my
+    # Flags and selects instead of branches: the pass compiles to vector code.
     for i in range(n):
         xi, yi = x[i], y[i]
-        if blank_offscreen and (xi < -mx or xi > width_px + mx or yi < -my or yi > height_px + my):
-            off[i] = True
-            lost[i] = True
-            x[i] = np.nan
-            y[i] = np.nan
-        elif np.isnan(xi) or np.isnan(yi):
-            lost[i] = True
-            x[i] = np.nan
-            y[i] = np.nan
+        o = blank_offscreen & ((xi < lo_x) | (xi > hi_x) | (yi < lo_y) | (yi > hi_y))
+        gone = o | (xi != xi) | (yi != yi)
+        off[i] = o
+        lost[i] = gone
+        xo[i] = np.nan if gone else xi
+        yo[i] = np.nan if gone else yi
+    # The lost mask read eight samples at a time: most of a recording is not lost.
+    words = lost[: n // 8 * 8].view(np.uint64)
     for k in range(bounds.size - 1):
         a, b = bounds[k], bounds[k + 1]
         i = a
         while i < b:
             if not lost[i]:
                 i += 1
+                if i % 8 == 0:
+                    w = i // 8
+                    while w < b // 8 and words[w] == 0:
+                        w += 1
+                    i = w * 8
                 continue
             s = i
             while i < b and lost[i]:
@@ -611,7 +619,7 @@ def blank_and_fill(
             if not gap_ms <= max_gap_ms + 1e-9:
                 continue
             t0, t1 = t[s - 1], t[e]
-            for arr in (x, y):
+            for arr in (xo, yo):
                 f0, f1 = arr[s - 1], arr[e]
                 slope = (f1 - f0) / (t1 - t0)
                 for j in range(s, e):
@@ -630,7 +638,7 @@ def blank_and_fill(
                     arr[j] = r
             for j in range(s, e):
                 lost[j] = False
-    return off, lost
+    return xo, yo, off, lost
 
 
 @njit(cache=True)
@@ -1071,48 +1079,270 @@ def combine_aligned_eyes(
     return ok, new_bounds, to, xo, yo
 
 
+# Order-preserving integer keys of float64 values: the bits read as int64, the non-sign bits of
+# negative values flipped. Keys compare as the values do (-0.0 below +0.0, NaN beyond the
+# infinities), and integer maxima and minima compile to vector code where the float selects
+# of a NaN-propagating reduction do not. The transform is its own inverse.
+_KEY_FLIP = np.int64(0x7FFF_FFFF_FFFF_FFFF)
+_KEY_LOW = np.int64(-0x8000_0000_0000_0000)  # below every key
+_KEY_HIGH = np.int64(0x7FFF_FFFF_FFFF_FFFF)  # above every key
+_KEY_POS_INF = np.int64(0x7FF0_0000_0000_0000)  # key of +inf
+_KEY_NEG_INF = np.int64(-0x7FF0_0000_0000_0001)  # key of -inf
+
+
+@njit(inline="always")
+def _run_end(lab: Int8Array, words: npt.NDArray[np.uint64], s: int, b: int) -> int:
+    """End of the run of ``lab[s]`` that starts at ``s`` (at most ``b``).
+
+    ``words`` is ``lab`` read as 8-byte words: past the first word boundary the run is followed
+    eight labels per comparison.
+    """
+    c = lab[s]
+    e = s + 1
+    stop = min(b, (e + 7) // 8 * 8)
+    while e < stop and lab[e] == c:
+        e += 1
+    if e < stop or e >= b:
+        return e
+    pattern = np.uint64(np.uint8(c)) * np.uint64(0x0101_0101_0101_0101)
+    w = e // 8
+    w_end = b // 8
+    while w < w_end and words[w] == pattern:
+        w += 1
+    e = w * 8
+    while e < b and lab[e] == c:
+        e += 1
+    return e
+
+
+@njit(inline="always")
+def _run_keys(
+    x: FloatArray,
+    y: FloatArray,
+    xd_bits: npt.NDArray[np.int64],
+    yd_bits: npt.NDArray[np.int64],
+    v: FloatArray,
+    v_bits: npt.NDArray[np.int64],
+    s: int,
+    e: int,
+) -> tuple[int, int, int, int, int, int]:
+    """One vectorized pass over the run ``[s, e)``.
+
+    Returns the count of lost samples (``x`` or ``y`` NaN), the largest and smallest key of
+    ``xd`` and of ``yd`` (a NaN among them shows as a key beyond the infinities), and the
+    largest raw bits of the non-NaN speeds (``_KEY_LOW`` when all are NaN). The raw bits of
+    non-negative values are their keys, so a positive maximum is the largest speed; the
+    caller redoes the rare runs whose maximum is not positive.
+    """
+    rx, ry, rv = x[s:e], y[s:e], v[s:e]
+    kx, ky, kv = xd_bits[s:e], yd_bits[s:e], v_bits[s:e]
+    nbad = 0
+    hx = hy = pk = _KEY_LOW
+    lx = ly = _KEY_HIGH
+    for i in range(e - s):
+        nbad += (rx[i] != rx[i]) | (ry[i] != ry[i])
+        bits = kx[i]
+        key = bits ^ ((bits >> 63) & _KEY_FLIP)
+        hx = max(hx, key)
+        lx = min(lx, key)
+        bits = ky[i]
+        key = bits ^ ((bits >> 63) & _KEY_FLIP)
+        hy = max(hy, key)
+        ly = min(ly, key)
+        pk = max(pk, kv[i] if rv[i] == rv[i] else _KEY_LOW)
+    return nbad, hx, lx, hy, ly, pk
+
+
+@njit(cache=True)
+def _valid_keys(
+    x: FloatArray, y: FloatArray, a: FloatArray, a_bits: npt.NDArray[np.int64], s: int, e: int
+) -> tuple[int, int]:
+    """Largest and smallest key of ``a`` over the samples of ``[s, e)`` where ``x``, ``y`` and
+    ``a`` are all valid (``_KEY_LOW``, ``_KEY_HIGH`` when there is none)."""
+    rx, ry, ra, ka = x[s:e], y[s:e], a[s:e], a_bits[s:e]
+    hi = _KEY_LOW
+    lo = _KEY_HIGH
+    for i in range(e - s):
+        ok = (rx[i] == rx[i]) & (ry[i] == ry[i]) & (ra[i] == ra[i])
+        bits = ka[i]
+        key = bits ^ ((bits >> 63) & _KEY_FLIP)
+        hi = max(hi, key if ok else _KEY_LOW)
+        lo = min(lo, key if ok else _KEY_HIGH)
+    return hi, lo
+
+
+@njit(inline="always")
+def _key_value(key: int, cell: npt.NDArray[np.int64], cell_f: FloatArray) -> float:
+    """The float64 of a key (``cell_f`` is ``cell`` read as float64)."""
+    cell[0] = key ^ ((key >> 63) & _KEY_FLIP)
+    return cell_f[0]
+
+
+@njit(cache=True)
+def _run_peak(v: FloatArray, s: int, e: int) -> float:
+    """``np.fmax`` reduction of ``v[s:e]``: the largest non-NaN value, NaN when none."""
+    peak = -np.inf
+    any_speed = False
+    for i in range(s, e):
+        val = v[i]
+        peak = val if val > peak else peak
+        any_speed |= val == val
+    return peak if any_speed else np.nan
+
+
+@njit(inline="always")
+def _pairwise_block2(a: FloatArray, b: FloatArray, lo: int, n: int) -> tuple[float, float]:
+    """numpy's pairwise sum of a block (``n <= 128``) of ``a`` and of ``b`` over ``[lo, lo + n)``
+    in one loop: the additions of :func:`_pairwise_block_py` in its order, twice the independent
+    work per step (a block of fewer than 8 starts from -0.0, as numpy's does)."""
+    p = a[lo : lo + n]
+    q = b[lo : lo + n]
+    if n < 8:
+        # numpy starts short blocks from -0.0, the additive identity that keeps a sum of
+        # negative zeros negative (-0.0 + x is x for every other x).
+        ra = -0.0
+        rb = -0.0
+        for i in range(n):
+            ra += p[i]
+            rb += q[i]
+        return ra, rb
+    a0, a1, a2, a3, a4, a5, a6, a7 = p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]
+    b0, b1, b2, b3, b4, b5, b6, b7 = q[0], q[1], q[2], q[3], q[4], q[5], q[6], q[7]
+    stop = n - (n % 8)
+    for i in range(8, stop, 8):
+        # Windows indexed by constants: no negative-index fix-up per read.
+        u = p[i : i + 8]
+        w = q[i : i + 8]
+        a0 += u[0]
+        a1 += u[1]
+        a2 += u[2]
+        a3 += u[3]
+        a4 += u[4]
+        a5 += u[5]
+        a6 += u[6]
+        a7 += u[7]
+        b0 += w[0]
+        b1 += w[1]
+        b2 += w[2]
+        b3 += w[3]
+        b4 += w[4]
+        b5 += w[5]
+        b6 += w[6]
+        b7 += w[7]
+    ra = ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))
+    rb = ((b0 + b1) + (b2 + b3)) + ((b4 + b5) + (b6 + b7))
+    for i in range(stop, n):
+        ra += p[i]
+        rb += q[i]
+    return ra, rb
+
+
+@njit(cache=True)
+def _pairwise4(
+    a: FloatArray,
+    b: FloatArray,
+    c: FloatArray,
+    d: FloatArray,
+    lo: int,
+    n: int,
+    stack: npt.NDArray[np.int64],
+    vals: FloatArray,
+) -> tuple[float, float, float, float]:
+    """:func:`_pairwise_sum` of four arrays over the same ``[lo, lo + n)``, in one walk of the tree.
+
+    The tree is walked with an explicit stack (``stack``: ``(64, 3)`` node start, size and
+    state; ``vals``: ``(64, 4)`` partial sums), left child before right as numpy recurses.
+    """
+    if n <= 128:
+        sa, sb = _pairwise_block2(a, b, lo, n)
+        sc, sd = _pairwise_block2(c, d, lo, n)
+        return sa, sb, sc, sd
+    top = 0
+    nv = 0
+    stack[0, 0], stack[0, 1], stack[0, 2] = lo, n, 0
+    while top >= 0:
+        cl, cn, state = stack[top, 0], stack[top, 1], stack[top, 2]
+        if cn <= 128:
+            vals[nv, 0], vals[nv, 1] = _pairwise_block2(a, b, cl, cn)
+            vals[nv, 2], vals[nv, 3] = _pairwise_block2(c, d, cl, cn)
+            nv += 1
+            top -= 1
+            continue
+        n2 = cn // 2
+        n2 -= n2 % 8
+        if state == 0:
+            stack[top, 2] = 1
+            top += 1
+            stack[top, 0], stack[top, 1], stack[top, 2] = cl, n2, 0
+        elif state == 1:
+            stack[top, 2] = 2
+            top += 1
+            stack[top, 0], stack[top, 1], stack[top, 2] = cl + n2, cn - n2, 0
+        else:
+            for j in range(4):
+                vals[nv - 2, j] = vals[nv - 2, j] + vals[nv - 1, j]
+            nv -= 1
+            top -= 1
+    return vals[0, 0], vals[0, 1], vals[0, 2], vals[0, 3]
+
+
 @njit(cache=True)
 def _run_mean(
-    arr: FloatArray, x: FloatArray, y: FloatArray, s: int, m: int, nbad: int, cnt: int, buf: FloatArray
-) -> float:
-    """``mean_of`` of ``_event_columns`` for the run ``[s, s + m)``: lost samples count as absent."""
-    if nbad == 0:
-        total = _reduceat_sum(arr, s, m)
-    else:
-        for i in range(s, s + m):
-            buf[i - s] = 0.0 if (np.isnan(x[i]) or np.isnan(y[i])) else arr[i]
-        total = _reduceat_sum(buf, 0, m)
-    if cnt > 0:
-        return total / max(cnt, 1)
-    return np.nan
+    x: FloatArray,
+    y: FloatArray,
+    xd: FloatArray,
+    yd: FloatArray,
+    s: int,
+    m: int,
+    cnt: int,
+    buf: FloatArray,
+    stack: npt.NDArray[np.int64],
+    vals: FloatArray,
+) -> tuple[float, float, float, float]:
+    """``mean_of`` of ``_event_columns`` for the four columns of a dirty run ``[s, s + m)``.
+
+    ``cnt`` is the number of valid samples (``x`` and ``y`` not NaN). The lost samples count as
+    absent: the values go through ``buf`` (``(4, >= m)``), zero where lost, and are summed as
+    the reference sums them (``np.add.reduceat``). NaN when none is valid.
+    """
+    if cnt == 0:
+        return np.nan, np.nan, np.nan, np.nan
+    for i in range(m):
+        ok = not (np.isnan(x[s + i]) or np.isnan(y[s + i]))
+        buf[0, i] = x[s + i] if ok else 0.0
+        buf[1, i] = y[s + i] if ok else 0.0
+        buf[2, i] = xd[s + i] if ok else 0.0
+        buf[3, i] = yd[s + i] if ok else 0.0
+    a, b, c, d = buf[0], buf[1], buf[2], buf[3]
+    sa, sb, sc, sd = _pairwise4(a, b, c, d, 1, m - 1, stack, vals)
+    return (a[0] + sa) / cnt, (b[0] + sb) / cnt, (c[0] + sc) / cnt, (d[0] + sd) / cnt
 
 
 @njit(cache=True)
-def _run_span(arr: FloatArray, x: FloatArray, y: FloatArray, s: int, e: int, nbad: int) -> float:
-    """``span_of`` of ``_event_columns``: max minus min, over the valid samples of a dirty run."""
-    if nbad == 0:
-        # np.maximum / np.minimum reductions, where a NaN propagates.
-        hi = arr[s]
-        lo = arr[s]
-        for i in range(s + 1, e):
-            val = arr[i]
-            if val > hi or np.isnan(val):
-                hi = val
-            if val < lo or np.isnan(val):
-                lo = val
-        return hi - lo
-    # np.fmax / np.fmin over the valid samples: NaN only when none is valid.
-    hi = np.nan
-    lo = np.nan
-    for i in range(s, e):
-        if np.isnan(x[i]) or np.isnan(y[i]):
-            continue
-        val = arr[i]
-        if not val <= hi:
-            hi = val if not np.isnan(val) else hi
-        if not val >= lo:
-            lo = val if not np.isnan(val) else lo
-    return hi - lo
+def _run_span(
+    x: FloatArray,
+    y: FloatArray,
+    xd: FloatArray,
+    yd: FloatArray,
+    xd_bits: npt.NDArray[np.int64],
+    yd_bits: npt.NDArray[np.int64],
+    s: int,
+    e: int,
+    cell: npt.NDArray[np.int64],
+    cell_f: FloatArray,
+) -> float:
+    """``span_of(xd) + span_of(yd)`` of ``_event_columns`` for a dirty run: ``np.fmax`` minus
+    ``np.fmin`` over its valid samples, NaN when none is valid.
+
+    The sign of a zero extreme may differ from the reference's first-found one; the difference
+    of the extremes does not (``+-0 - +-0`` is ``+0``; with one side nonzero the zero's sign
+    is absorbed).
+    """
+    hx, lx = _valid_keys(x, y, xd, xd_bits, s, e)
+    hy, ly = _valid_keys(x, y, yd, yd_bits, s, e)
+    span_x = np.nan if hx == _KEY_LOW else _key_value(hx, cell, cell_f) - _key_value(lx, cell, cell_f)
+    span_y = np.nan if hy == _KEY_LOW else _key_value(hy, cell, cell_f) - _key_value(ly, cell, cell_f)
+    return span_x + span_y
 
 
 @njit(cache=True)
@@ -1131,7 +1361,11 @@ def event_table(
 
     Returns, per event (every run of a label other than ``unclassified``, cut at trial bounds):
     its trial, its code, an ``(n, 3)`` int64 array ``start_index, end_index, n_samples`` (within
-    the trial) and an ``(n, len(EVENT_FLOAT_COLUMNS))`` float array.
+    the trial) and an ``(n, len(EVENT_FLOAT_COLUMNS))`` float array. All arrays must be
+    C-contiguous (the reductions read the floats' bits).
+
+    Each run is read in one vectorized pass (lost count, extremes, peak speed) and, when clean,
+    summed in place by numpy's pairwise order; only dirty runs take further passes.
     """
     n_tr = bounds.size - 1
     count = 0
@@ -1147,70 +1381,65 @@ def event_table(
     codes = np.empty(count, dtype=np.int8)
     ints = np.empty((count, 3), dtype=np.int64)
     fl = np.empty((count, 14))
-    buf = np.empty(t.size + 1)
+    words = lab[: lab.size // 8 * 8].view(np.uint64)
+    xd_bits = xd.view(np.int64)
+    yd_bits = yd.view(np.int64)
+    v_bits = v.view(np.int64)
+    cell = np.empty(1, dtype=np.int64)
+    cell_f = cell.view(np.float64)
+    # Scratch of the dirty runs' masked sums, grown to the longest of them, and of the
+    # pairwise trees of the runs over 129 samples.
+    buf = np.empty((4, 0))
+    stack = np.empty((64, 3), dtype=np.int64)
+    vals = np.empty((64, 4))
     r = 0
     for k in range(n_tr):
         a, b = bounds[k], bounds[k + 1]
         s = a
         while s < b:
-            e = s + 1
-            while e < b and lab[e] == lab[s]:
-                e += 1
+            e = _run_end(lab, words, s, b)
             c = lab[s]
             if c == UNCLASSIFIED:
                 s = e
                 continue
             m = e - s
-            # The lost count, the spans of a clean run and the peak speed, each with the
-            # reduction semantics of its numpy-exact loop (NaN propagating spans, NaN-skipping
-            # peak) but written as selects and flags, without branches; a dirty run's spans are
-            # redone over its valid samples.
-            rx, ry, rxd, ryd, rv = x[s:e], y[s:e], xd[s:e], yd[s:e], v[s:e]
-            nbad = 0
-            for i in range(m):
-                nbad += (rx[i] != rx[i]) | (ry[i] != ry[i])
-            hx = lx = rxd[0]
-            hy = ly = ryd[0]
-            nan_x = hx != hx
-            nan_y = hy != hy
-            for i in range(1, m):
-                val = rxd[i]
-                hx = val if val > hx else hx
-                lx = val if val < lx else lx
-                nan_x |= val != val
-                val = ryd[i]
-                hy = val if val > hy else hy
-                ly = val if val < ly else ly
-                nan_y |= val != val
-            if nan_x:
-                hx = lx = np.nan
-            if nan_y:
-                hy = ly = np.nan
-            peak = -np.inf
-            any_speed = False
-            for i in range(m):
-                val = rv[i]
-                peak = val if val > peak else peak
-                any_speed |= val == val
-            if not any_speed:
-                peak = np.nan
-            cnt = m - nbad
-            if nbad == 0 and m <= 129:
-                # A clean run of at most 129 samples (nearly every event): its four sums are
-                # np.add.reduceat's first value plus one unrolled pairwise block, inlined here.
-                mx = (x[s] + _pairwise_block_inline(x, s + 1, m - 1)) / m
-                my = (y[s] + _pairwise_block_inline(y, s + 1, m - 1)) / m
-                mxd = (xd[s] + _pairwise_block_inline(xd, s + 1, m - 1)) / m
-                myd = (yd[s] + _pairwise_block_inline(yd, s + 1, m - 1)) / m
-            else:
-                mx = _run_mean(x, x, y, s, m, nbad, cnt, buf)
-                my = _run_mean(y, x, y, s, m, nbad, cnt, buf)
-                mxd = _run_mean(xd, x, y, s, m, nbad, cnt, buf)
-                myd = _run_mean(yd, x, y, s, m, nbad, cnt, buf)
+            nbad, hx, lx, hy, ly, pk = _run_keys(x, y, xd_bits, yd_bits, v, v_bits, s, e)
+            # A positive maximum is that of the values; at or below +0.0 (all speeds zero,
+            # negative or NaN) the reference's first-found maximum is taken the slow way.
+            peak = _key_value(pk, cell, cell_f) if pk > 0 else _run_peak(v, s, e)
             if nbad == 0:
-                disp = (hx - lx) + (hy - ly)
+                # np.maximum / np.minimum reductions: a NaN propagates. The difference of the
+                # extremes does not depend on the sign of a zero extreme (see _run_span).
+                if hx > _KEY_POS_INF or lx < _KEY_NEG_INF:
+                    span_x = np.nan
+                else:
+                    span_x = _key_value(hx, cell, cell_f) - _key_value(lx, cell, cell_f)
+                if hy > _KEY_POS_INF or ly < _KEY_NEG_INF:
+                    span_y = np.nan
+                else:
+                    span_y = _key_value(hy, cell, cell_f) - _key_value(ly, cell, cell_f)
+                disp = span_x + span_y
             else:
-                disp = _run_span(xd, x, y, s, e, nbad) + _run_span(yd, x, y, s, e, nbad)
+                disp = _run_span(x, y, xd, yd, xd_bits, yd_bits, s, e, cell, cell_f)
+            if nbad == 0 and m <= 129:
+                # A clean run of at most 129 samples (most events): np.add.reduceat's first
+                # value plus one pairwise block per column, inlined here.
+                tx, ty = _pairwise_block2(x, y, s + 1, m - 1)
+                txd, tyd = _pairwise_block2(xd, yd, s + 1, m - 1)
+                mx = (x[s] + tx) / m
+                my = (y[s] + ty) / m
+                mxd = (xd[s] + txd) / m
+                myd = (yd[s] + tyd) / m
+            elif nbad == 0:
+                tx, ty, txd, tyd = _pairwise4(x, y, xd, yd, s + 1, m - 1, stack, vals)
+                mx = (x[s] + tx) / m
+                my = (y[s] + ty) / m
+                mxd = (xd[s] + txd) / m
+                myd = (yd[s] + tyd) / m
+            else:
+                if buf.shape[1] < m:
+                    buf = np.empty((4, max(m, 2 * buf.shape[1])))
+                mx, my, mxd, myd = _run_mean(x, y, xd, yd, s, m, m - nbad, buf, stack, vals)
             last = e - 1
             ok_last = not (np.isnan(x[last]) or np.isnan(y[last]))
             exd = xd[last] if ok_last else np.nan
