@@ -40,7 +40,7 @@ class Bench:
 
 
 BENCHES: tuple[Bench, ...] = (
-    Bench("lund", "lund_benchmark.py", ("--peers",)),
+    Bench("lund", "lund_benchmark.py", ("--peers", "--generalization")),
     Bench("detection_speed", "detection_speed.py", optional=True),
     Bench("gaze_stage", "gaze_stage_bench.py", ("--size", "paper"), ("--size", "small")),
     Bench("drift", "drift_bench.py", ("--lake", "build/paper_lake"), ("--lake", "data_lake")),

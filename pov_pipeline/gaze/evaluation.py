@@ -8,8 +8,9 @@ pov_pipeline benchmark report.
 
 from __future__ import annotations
 
+import itertools
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -353,3 +354,67 @@ def synthetic_gaze(
             y[blink] = np.nan
             labels = np.where(blink, np.int8(3), labels)
     return SyntheticGaze(t_us, x, y, labels.astype(np.int8), geom)
+
+
+# --------------------------------------------------------------------------------------------
+# Generalization: would parameters chosen without a recording do as well on it?
+
+
+def parameter_grid(values: dict[str, Sequence[object]]) -> list[dict[str, object]]:
+    """Every combination of ``values`` (parameter name → candidate values), first values first.
+
+    Put each parameter's default first: configuration 0 is then the defaults, which
+    :func:`leave_one_out_choice` prefers on ties.
+    """
+    names = list(values)
+    return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*values.values())]
+
+
+def leave_one_out_choice(scores: npt.ArrayLike, recordings: Sequence[str]) -> pd.DataFrame:
+    """Leave-one-recording-out choice of a configuration, scored on the recording left out.
+
+    For each recording, the configuration with the highest mean score over the *other*
+    recordings is chosen (the lowest index among equals, so configuration 0 wins ties), and its
+    score on the left-out recording is reported. The mean of ``held_out`` estimates what choosing
+    parameters on these recordings gives on an unseen one; ``in_sample`` (the same choice made
+    with all recordings) shows how optimistic the full-data choice is.
+
+    Parameters
+    ----------
+    scores : array-like
+        ``(n_configs, n_recordings)`` scores (e.g. the mean kappa over coders), NaN-free.
+    recordings : sequence of str
+        Recording names, one per column.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per recording: ``recording``, ``chosen`` (configuration index), ``train`` (its
+        mean score on the others), ``held_out`` (its score here), ``in_sample`` (the score here
+        of the configuration best on all recordings) and ``config0`` (configuration 0's score).
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    if s.ndim != 2 or s.shape[1] != len(recordings):
+        raise ValueError(f"scores must be (n_configs, {len(recordings)}), got {s.shape}")
+    if s.shape[1] < 2 or s.shape[0] < 1:
+        raise ValueError("need at least one configuration and two recordings")
+    if not np.isfinite(s).all():
+        raise ValueError("scores must be finite")
+    n = s.shape[1]
+    total = s.sum(axis=1)
+    best_all = int(np.argmax(total))
+    rows = []
+    for j, name in enumerate(recordings):
+        others = (total - s[:, j]) / (n - 1)
+        k = int(np.argmax(others))
+        rows.append(
+            {
+                "recording": name,
+                "chosen": k,
+                "train": float(others[k]),
+                "held_out": float(s[k, j]),
+                "in_sample": float(s[best_all, j]),
+                "config0": float(s[0, j]),
+            }
+        )
+    return pd.DataFrame(rows)
