@@ -61,13 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     for pid in pids:
         session = read_session(landing / pid / "session.json")
         samples = read_gaze(landing / pid, session, pid).samples.to_pandas()
-        geometry = ScreenGeometry(
-            screen_width_px=int(session.screen_px[0]),
-            screen_height_px=int(session.screen_px[1]),
-            screen_width_mm=float(session.screen_mm[0]),
-            screen_height_mm=float(session.screen_mm[1]),
-            viewing_distance_mm=float(session.viewing_distance_mm),
-        )
+        geometry = ScreenGeometry.from_session(session)
         _, events = detect_trials(samples, geometry, method=DEFAULT_METHOD)
         fix = events[events["event"] == "fixation"]
         fix = fix.sort_values(["participant", "trial", "onset_ms"], kind="stable").reset_index(drop=True)

@@ -143,16 +143,6 @@ class Timings:
                     mine.setdefault(stage, {})[pid] = best
 
 
-def geometry_of(session: SessionInfo) -> ScreenGeometry:
-    return ScreenGeometry(
-        screen_width_px=int(session.screen_px[0]),
-        screen_height_px=int(session.screen_px[1]),
-        screen_width_mm=float(session.screen_mm[0]),
-        screen_height_mm=float(session.screen_mm[1]),
-        viewing_distance_mm=float(session.viewing_distance_mm),
-    )
-
-
 @dataclass(frozen=True)
 class StudyAois:
     """The AOI table parsed once per study: for the mapping and for the offset estimate."""
@@ -180,7 +170,7 @@ def quality_of(samples: pd.DataFrame, session: SessionInfo) -> pd.DataFrame:
 
 def aoi_hits_of(fixations: pd.DataFrame, aois: StudyAois, session: SessionInfo) -> pd.DataFrame:
     """The ``gaze_offsets`` correction, then the ``aoi_hits`` mapping of a session's fixations."""
-    geometry = geometry_of(session)
+    geometry = ScreenGeometry.from_session(session)
     offsets = gaze_offsets(fixations, aois.boxes, px_per_deg=1.0 / geometry.deg_per_px)
     return map_fixations_to_aois(
         apply_gaze_offsets(fixations, offsets),
@@ -192,7 +182,7 @@ def aoi_hits_of(fixations: pd.DataFrame, aois: StudyAois, session: SessionInfo) 
 
 def gaze_stage_from_samples(samples: pd.DataFrame, session: SessionInfo, aois: StudyAois) -> pd.DataFrame:
     """In-memory raw_gaze samples → transitions: detection, fixations, AOIs, dwell, sequences."""
-    _, events = detect_trials(samples, geometry_of(session), method=DEFAULT_METHOD)
+    _, events = detect_trials(samples, ScreenGeometry.from_session(session), method=DEFAULT_METHOD)
     hits = aoi_hits_of(fixations_of(events), aois, session)
     dwell_metrics(hits)
     aoi_sequences(hits)
@@ -203,7 +193,7 @@ def gaze_stage(folder: Path, participant: str, aois: StudyAois) -> pd.DataFrame:
     """Files → transitions for one participant, as the ingest and gaze assets chain it."""
     session = read_session(folder / "session.json")
     samples = read_gaze(folder, session, participant).samples.to_pandas()
-    _, events = detect_trials(samples, geometry_of(session), method=DEFAULT_METHOD)
+    _, events = detect_trials(samples, ScreenGeometry.from_session(session), method=DEFAULT_METHOD)
     quality_of(samples, session)
     hits = aoi_hits_of(fixations_of(events), aois, session)
     dwell_metrics(hits)
@@ -226,7 +216,7 @@ def measure_ours(landing: Path, participants: list[str], aois: StudyAois, log, r
         tm.bytes_read[pid] = (folder / session.gaze_file).stat().st_size
         samples = table.to_pandas()
         tm.samples[pid] = len(samples)
-        geometry = geometry_of(session)
+        geometry = ScreenGeometry.from_session(session)
         runs = []
         for _ in range(max(1, repeats)):
             rep = Timings()
@@ -379,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
     first = landing / participants[0]
     first_session = read_session(first / "session.json")
     first_samples = read_gaze(first, first_session, participants[0]).samples.to_pandas()
-    detect_trials(first_samples, geometry_of(first_session), method="ivt")
+    detect_trials(first_samples, ScreenGeometry.from_session(first_session), method="ivt")
     del first_samples
     tm = measure_ours(landing, participants, aois, log, repeats=args.repeats)
     n_all = sum(tm.samples.values())

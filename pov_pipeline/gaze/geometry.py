@@ -9,6 +9,7 @@ degrees. Gaze positions are converted relative to the screen centre, per axis, w
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -65,6 +66,19 @@ def arctan_deg(tangent: ArrayLike) -> FloatArray:
     return np.copysign(angle, t) * RAD_TO_DEG
 
 
+class ScreenSetup(Protocol):
+    """What a session record says about its screen (``ingest.SessionInfo`` has these fields)."""
+
+    @property
+    def screen_px(self) -> tuple[int, int]: ...
+
+    @property
+    def screen_mm(self) -> tuple[float, float]: ...
+
+    @property
+    def viewing_distance_mm(self) -> float: ...
+
+
 @dataclass(frozen=True)
 class ScreenGeometry:
     """Physical set-up of a screen-based eye-tracking recording.
@@ -100,6 +114,17 @@ class ScreenGeometry:
             value = getattr(self, name)
             if not np.isfinite(value) or value <= 0:
                 raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+
+    @classmethod
+    def from_session(cls, session: ScreenSetup) -> ScreenGeometry:
+        """The set-up of a session as ``ingest.read_session`` returns it (``SessionInfo``)."""
+        return cls(
+            screen_width_px=int(session.screen_px[0]),
+            screen_height_px=int(session.screen_px[1]),
+            screen_width_mm=float(session.screen_mm[0]),
+            screen_height_mm=float(session.screen_mm[1]),
+            viewing_distance_mm=float(session.viewing_distance_mm),
+        )
 
     @classmethod
     def lund2013(cls) -> ScreenGeometry:

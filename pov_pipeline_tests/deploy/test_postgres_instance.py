@@ -113,13 +113,7 @@ def _warm_compiled_kernels(folder: Path, participant: str) -> None:
     """
     session = read_session(folder / "session.json")
     samples = read_gaze(folder, session, participant).samples.to_pandas()
-    geometry = ScreenGeometry(
-        screen_width_px=int(session.screen_px[0]),
-        screen_height_px=int(session.screen_px[1]),
-        screen_width_mm=float(session.screen_mm[0]),
-        screen_height_mm=float(session.screen_mm[1]),
-        viewing_distance_mm=float(session.viewing_distance_mm),
-    )
+    geometry = ScreenGeometry.from_session(session)
     detect_trials(samples, geometry)
 
 

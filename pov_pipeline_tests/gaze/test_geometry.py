@@ -50,3 +50,23 @@ def test_px_deg_round_trip_and_nan() -> None:
 def test_invalid_geometry_rejected() -> None:
     with pytest.raises(ValueError, match="viewing_distance_mm"):
         ScreenGeometry(1024, 768, 380.0, 300.0, 0.0)
+
+
+def test_from_session_reads_the_screen_fields() -> None:
+    from pov_pipeline.ingest import SessionInfo
+
+    session = SessionInfo(
+        participant_id="p001",
+        tracker="EyeLink",
+        format="asc",
+        gaze_file="gaze.asc",
+        sampling_rate_hz=500.0,
+        screen_px=(1920, 1080),
+        screen_mm=(531.0, 299.0),
+        viewing_distance_mm=650.0,
+        eye="left",
+    )
+    assert ScreenGeometry.from_session(session) == ScreenGeometry(1920, 1080, 531.0, 299.0, 650.0)
+    bad = SessionInfo(**{**session.__dict__, "viewing_distance_mm": 0.0})
+    with pytest.raises(ValueError, match="viewing_distance_mm"):
+        ScreenGeometry.from_session(bad)
