@@ -37,11 +37,10 @@ if str(ROOT) not in sys.path:
 
 from pov_pipeline.gaze.detection import DEFAULT_METHOD, AdaptiveParams, detect_events  # noqa: E402
 from pov_pipeline.gaze.evaluation import (  # noqa: E402
-    LUND_FIXATION,
     LundRecording,
     agreement_row,
     coder_rows,
-    cohen_kappa,
+    grid_kappas,
     inter_coder_kappa,
     leave_one_out_choice,
     load_lund_recordings,
@@ -122,20 +121,6 @@ GENERALIZATION_GRID: dict[str, tuple[float, ...]] = {
 }
 
 
-def grid_scores(recordings: list[LundRecording], configs: list[dict[str, object]]) -> np.ndarray:
-    """Mean kappa over coders of the adaptive detector, ``(n_configs, n_recordings)``."""
-    coder_fix = [[lab == LUND_FIXATION for lab in rec.labels.values()] for rec in recordings]
-    scores = np.empty((len(configs), len(recordings)))
-    for i, cfg in enumerate(configs):
-        for j, rec in enumerate(recordings):
-            res = detect_events(
-                rec.t_us, rec.x_px, rec.y_px, geometry=rec.geometry, method="adaptive", params=cfg
-            )
-            fix = res.labels == 0
-            scores[i, j] = np.mean([cohen_kappa(fix, c) for c in coder_fix[j]])
-    return scores
-
-
 def _changed(cfg: dict[str, object]) -> str:
     """The parameters of ``cfg`` that differ from the defaults, as ``name=value`` pairs."""
     defaults = AdaptiveParams()
@@ -152,7 +137,7 @@ def run_generalization(recordings: list[LundRecording]) -> None:
             raise RuntimeError(f"GENERALIZATION_GRID[{name!r}] must start with the default {default}")
     configs = parameter_grid(GENERALIZATION_GRID)
     t0 = time.perf_counter()
-    scores = grid_scores(recordings, configs)
+    scores = grid_kappas(recordings, configs)
     elapsed = time.perf_counter() - t0
     names = [r.name for r in recordings]
     print(

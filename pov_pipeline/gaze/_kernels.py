@@ -1421,17 +1421,14 @@ def event_table(
                 disp = span_x + span_y
             else:
                 disp = _run_span(x, y, xd, yd, xd_bits, yd_bits, s, e, cell, cell_f)
-            if nbad == 0 and m <= 129:
-                # A clean run of at most 129 samples (most events): np.add.reduceat's first
-                # value plus one pairwise block per column, inlined here.
-                tx, ty = _pairwise_block2(x, y, s + 1, m - 1)
-                txd, tyd = _pairwise_block2(xd, yd, s + 1, m - 1)
-                mx = (x[s] + tx) / m
-                my = (y[s] + ty) / m
-                mxd = (xd[s] + txd) / m
-                myd = (yd[s] + tyd) / m
-            elif nbad == 0:
-                tx, ty, txd, tyd = _pairwise4(x, y, xd, yd, s + 1, m - 1, stack, vals)
+            if nbad == 0:
+                # np.add.reduceat's first value plus numpy's pairwise sum of the rest. A run of
+                # at most 129 samples (most events) is one pairwise block per column, inlined.
+                if m <= 129:
+                    tx, ty = _pairwise_block2(x, y, s + 1, m - 1)
+                    txd, tyd = _pairwise_block2(xd, yd, s + 1, m - 1)
+                else:
+                    tx, ty, txd, tyd = _pairwise4(x, y, xd, yd, s + 1, m - 1, stack, vals)
                 mx = (x[s] + tx) / m
                 my = (y[s] + ty) / m
                 mxd = (xd[s] + txd) / m

@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from pov_pipeline.gaze.detection import detect_events
 from pov_pipeline.gaze.geometry import ScreenGeometry
 from pov_pipeline.gaze.preprocess import estimate_sampling_rate_hz, nan_runs
 
@@ -368,6 +369,25 @@ def parameter_grid(values: dict[str, Sequence[object]]) -> list[dict[str, object
     """
     names = list(values)
     return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*values.values())]
+
+
+def grid_kappas(
+    recordings: Sequence[LundRecording], configs: Sequence[dict[str, object]], method: str = "adaptive"
+) -> npt.NDArray[np.float64]:
+    """Mean kappa over coders (fixation vs rest) of ``method`` with each of ``configs``.
+
+    Returns an ``(n_configs, n_recordings)`` array, the input of :func:`leave_one_out_choice`.
+    """
+    coder_fix = [[lab == LUND_FIXATION for lab in rec.labels.values()] for rec in recordings]
+    scores = np.empty((len(configs), len(recordings)))
+    for i, cfg in enumerate(configs):
+        for j, rec in enumerate(recordings):
+            res = detect_events(
+                rec.t_us, rec.x_px, rec.y_px, geometry=rec.geometry, method=method, params=cfg
+            )
+            fix = res.labels == 0
+            scores[i, j] = np.mean([cohen_kappa(fix, c) for c in coder_fix[j]])
+    return scores
 
 
 def leave_one_out_choice(scores: npt.ArrayLike, recordings: Sequence[str]) -> pd.DataFrame:

@@ -200,10 +200,11 @@ def tab_fields(
 @njit(cache=True)
 def gather_strings(
     data: npt.NDArray[np.uint8], starts: npt.NDArray[np.int64], ends: npt.NDArray[np.int64]
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.uint8]]:
-    """Arrow string offsets and bytes of the byte ranges ``data[starts[i]:ends[i]]``."""
+) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.uint8]]:
+    """Arrow ``string`` (32-bit) offsets and bytes of the byte ranges ``data[starts[i]:ends[i]]``
+    (under 2 GiB in all)."""
     n = starts.size
-    offsets = np.empty(n + 1, dtype=np.int64)
+    offsets = np.empty(n + 1, dtype=np.int32)
     offsets[0] = 0
     for i in range(n):
         offsets[i + 1] = offsets[i] + (ends[i] - starts[i])
@@ -221,6 +222,4 @@ def string_array_of_ranges(
 ) -> pa.Array:
     """The byte ranges ``data[starts[i]:ends[i]]`` (valid UTF-8, under 2 GiB in all) as Arrow ``string``."""
     offsets, chars = gather_strings(data, starts, ends)
-    return pa.StringArray.from_buffers(
-        starts.size, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(chars)
-    )
+    return pa.StringArray.from_buffers(starts.size, pa.py_buffer(offsets), pa.py_buffer(chars))

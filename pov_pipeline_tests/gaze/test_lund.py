@@ -9,9 +9,9 @@ import pytest
 
 from pov_pipeline.gaze.detection import DEFAULT_METHOD, detect_events
 from pov_pipeline.gaze.evaluation import (
-    LUND_FIXATION,
     agreement_row,
     cohen_kappa,
+    grid_kappas,
     inter_coder_kappa,
     leave_one_out_choice,
     load_lund_recordings,
@@ -65,11 +65,7 @@ def test_parameters_chosen_without_a_recording_hold_on_it(recordings) -> None:
             "min_fixation_duration_ms": (40.0, 30.0, 60.0),
         }
     )
-    scores = np.empty((len(configs), len(recordings)))
-    for i, cfg in enumerate(configs):
-        for j, r in enumerate(recordings):
-            fix = detect_events(r.t_us, r.x_px, r.y_px, geometry=r.geometry, params=cfg).labels == 0
-            scores[i, j] = np.mean([cohen_kappa(fix, lab == LUND_FIXATION) for lab in r.labels.values()])
+    scores = grid_kappas(recordings, configs)
     loo = leave_one_out_choice(scores, [r.name for r in recordings])
     assert loo["held_out"].mean() >= FLOORS["adaptive"], loo
     # The defaults are within a hundredth of the best combination in sample: not on a narrow peak.
