@@ -26,8 +26,11 @@ import tempfile
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import duckdb
+import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
 from dagster import ConfigurableIOManager, InputContext, MetadataValue, OutputContext
@@ -153,14 +156,47 @@ def write_table(
     written: dict[str, StorePath] = {}
     if PARTITION_COLUMN not in table.column_names:
         raise ValueError(f"partitioned table {table_name!r} has no {PARTITION_COLUMN!r} column")
-    column = table.column(PARTITION_COLUMN).to_numpy(zero_copy_only=False)
-    unexpected = sorted(set(column.tolist()) - set(participants))
+    codes, unexpected = _participant_codes(table.column(PARTITION_COLUMN), participants)
     if unexpected:
         raise ValueError(f"table {table_name!r} has rows for participants outside this run: {unexpected[:5]}")
-    for participant in participants:
-        part = table.filter(pa.array(column == participant))
+    counts = np.bincount(codes, minlength=len(participants))
+    starts = np.cumsum(counts) - counts
+    # Rows usually come grouped by participant already: then each partition is a zero-copy slice.
+    grouped = codes.size < 2 or bool((codes[1:] >= codes[:-1]).all())
+    order = None if grouped else np.argsort(codes, kind="stable")
+    for k, participant in enumerate(participants):
+        lo, n = int(starts[k]), int(counts[k])
+        part = table.slice(lo, n) if order is None else table.take(order[lo : lo + n])
         written[participant] = write_parquet_atomic(part, paths.table_file(table_name, participant))
     return written
+
+
+def _participant_codes(
+    column: pa.ChunkedArray, participants: list[str]
+) -> tuple[npt.NDArray[np.intp], list[Any]]:
+    """Each row's position in ``participants``, and the (sorted) values that are not there.
+
+    Works on the dictionary codes: no Python string is made per row (a study's per-sample
+    table has tens of millions).
+    """
+    if not pa.types.is_dictionary(column.type):
+        column = column.dictionary_encode()
+    position = {p: k for k, p in enumerate(participants)}
+    codes = np.empty(len(column), dtype=np.intp)
+    unexpected: set[Any] = set()
+    pos = 0
+    for chunk in column.chunks:
+        values = chunk.dictionary.to_pylist()
+        # Null rows get the extra last entry: they belong to no participant either.
+        lookup = np.array([position.get(v, -1) for v in values] + [-1], dtype=np.intp)
+        indices = chunk.indices.fill_null(len(values)).to_numpy(zero_copy_only=False)
+        # Dictionary values no row uses are not reported.
+        used = np.bincount(indices, minlength=len(values) + 1) > 0
+        found = zip([*values, None], used, lookup, strict=True)
+        unexpected.update(v for v, u, code in found if u and code < 0)
+        codes[pos : pos + len(chunk)] = lookup[indices]
+        pos += len(chunk)
+    return codes, sorted(unexpected, key=lambda v: (v is None, str(v)))
 
 
 def write_partitions(
@@ -216,7 +252,7 @@ def read_table(paths: LakePaths, table_name: str, participants: list[str] | None
     if participants is None:
         single = paths.table_file(table_name)
         if single.exists():
-            return read_parquet(single)
+            return _as_schema(read_parquet(single), schema)
         table_dir = paths.table_dir(table_name)
         participants = sorted(
             entry.name.split("=", 1)[1]
@@ -232,12 +268,23 @@ def read_table(paths: LakePaths, table_name: str, participants: list[str] | None
             raise FileNotFoundError(
                 f"partition participant={participant} of {table_name!r} is missing: {path}"
             )
-        parts.append(read_parquet(path))
+        parts.append(_as_schema(read_parquet(path), schema))
     if not parts:
         if schema is None:
             raise FileNotFoundError(f"table {table_name!r} has no partitions in {paths.tables}")
         return schema.empty_table()
     return pa.concat_tables(parts, promote_options="default")
+
+
+def _as_schema(table: pa.Table, schema: pa.Schema | None) -> pa.Table:
+    """``table`` cast to the table's current schema where only the column types differ.
+
+    Files written before a column became dictionary-encoded (``sample_labels``) then read, and
+    concatenate, like new ones.
+    """
+    if schema is None or table.schema.equals(schema) or table.schema.names != schema.names:
+        return table
+    return table.cast(schema)
 
 
 # --------------------------------------------------------------------------------------------

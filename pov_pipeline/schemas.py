@@ -145,7 +145,13 @@ _EVENT_COLUMNS = (
 )
 
 GAZE_EVENTS = _schema(*_TRIAL_KEY, *_EVENT_COLUMNS)
-SAMPLE_LABELS_TABLE = _schema(*_TRIAL_KEY, ("t_us", _I64), ("eye", _S), ("label", _S))
+#: Its string columns repeat a few values over every sample: dictionary-encoded, they are a code
+#: per row in memory (pandas categoricals) and are written without re-encoding. DuckDB reads
+#: them as VARCHAR like any other string column.
+_D = pa.dictionary(pa.int32(), pa.string())
+SAMPLE_LABELS_TABLE = _schema(
+    ("participant", _D), ("trial", _I32), ("stimulus_id", _D), ("t_us", _I64), ("eye", _D), ("label", _D)
+)
 FIXATIONS = _schema(*_TRIAL_KEY, *_EVENT_COLUMNS, ("fixation_index", _I32))
 AOI_HITS = _schema(
     *FIXATIONS, ("aoi_id", _S), ("aoi_kind", _S), ("distance_deg", _F64), ("n_candidates", _I32)

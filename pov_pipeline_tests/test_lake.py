@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import duckdb
+import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -111,3 +113,62 @@ def test_vector_columns_are_duckdb_arrays_in_the_catalog(tmp_path):
             "ORDER BY 1"
         ).fetchall()
     assert rows == [("b", 0.0), ("c", pytest.approx(0.7071, abs=1e-4))]
+
+
+def test_interleaved_rows_are_split_in_their_order(tmp_path):
+    paths = LakePaths(tmp_path)
+    mixed = pa.concat_tables([_responses("p2", 2), _responses("p1", 3), _responses("p2", 1)])
+    written = write_table(paths, "responses", mixed, ["p1", "p2", "p3"])
+    p2 = pq.read_table(written["p2"])
+    assert p2.column("trial").to_pylist() == [1, 2, 1]
+    assert pq.read_table(written["p1"]).column("trial").to_pylist() == [1, 2, 3]
+    # A listed participant without rows gets an empty file.
+    assert pq.read_table(written["p3"]).num_rows == 0
+
+
+def test_only_participants_that_occur_are_reported_outside_the_run(tmp_path):
+    # A dictionary may hold values no row uses (a filtered column): they are not rows outside.
+    rows = _responses("p1", 2)
+    column = pa.DictionaryArray.from_arrays(pa.array([0, 0], pa.int32()), pa.array(["p1", "p7"]))
+    rows = rows.set_column(0, "participant", column)
+    written = write_table(LakePaths(tmp_path), "responses", rows, ["p1"])
+    assert pq.read_table(written["p1"]).num_rows == 2
+    with_null = _responses("p1", 2).set_column(0, "participant", pa.array(["p1", None]))
+    with pytest.raises(ValueError, match=r"outside this run: \[None\]"):
+        write_table(LakePaths(tmp_path), "responses", with_null, ["p1"])
+
+
+def test_sample_labels_are_dictionary_encoded_and_old_string_files_still_read(tmp_path):
+    paths = LakePaths(tmp_path)
+    frame = pd.DataFrame(
+        {
+            "participant": pd.Categorical(["p1", "p1", "p2"]),
+            "trial": np.array([1, 1, 1], dtype=np.int32),
+            "stimulus_id": pd.Categorical(["s1", "s1", "s2"]),
+            "t_us": np.array([0, 2000, 0], dtype=np.int64),
+            "eye": pd.Categorical(["left", "left", "right"]),
+            "label": pd.Categorical(["fixation", "saccade", "fixation"]),
+        }
+    )
+    written = write_table(paths, "sample_labels", frame, ["p1", "p2"])
+    stored = pq.read_schema(written["p1"])
+    assert pa.types.is_dictionary(stored.field("label").type)
+    # A file from before the change, with plain strings, is read as the current schema.
+    old = pa.table(
+        {
+            "participant": ["p3"],
+            "trial": pa.array([1], pa.int32()),
+            "stimulus_id": ["s1"],
+            "t_us": pa.array([0], pa.int64()),
+            "eye": ["left"],
+            "label": ["blink"],
+        }
+    )
+    write_parquet_atomic(old, paths.table_file("sample_labels", "p3"))
+    table = read_table(paths, "sample_labels")
+    assert table.num_rows == 4
+    assert table.column("label").to_pylist() == ["fixation", "saccade", "fixation", "blink"]
+    refresh_catalog(paths)
+    with connect_catalog(paths) as con:
+        rows = con.sql("SELECT typeof(label), count(*) FROM sample_labels GROUP BY ALL").fetchall()
+    assert rows == [("VARCHAR", 4)]

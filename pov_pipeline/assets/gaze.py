@@ -29,6 +29,7 @@ from pov_pipeline.gaze.detection import (
     AdaptiveParams,
     IDTParams,
     IVTParams,
+    concat_labels,
     detect_trials,
 )
 from pov_pipeline.gaze.drift import apply_gaze_offsets
@@ -97,7 +98,8 @@ def _by_participant(frame: pd.DataFrame, sessions: pd.DataFrame) -> Iterator[tup
     group_name="gaze",
     partitions_def=participants_partitions,
     backfill_policy=single_run_backfill,
-    code_version="1",
+    # 2: sample_labels' string columns are dictionary-encoded (pandas categoricals).
+    code_version="2",
 )
 def detect_gaze_events(
     context: AssetExecutionContext, config: DetectionConfig, raw_gaze: pd.DataFrame, sessions: pd.DataFrame
@@ -115,7 +117,7 @@ def detect_gaze_events(
         events_parts.append(events)
         context.log.info(f"{session['participant']}: {len(events):,} events from {len(samples):,} samples")
     events = pd.concat(events_parts, ignore_index=True) if events_parts else pd.DataFrame()
-    labels = pd.concat(label_parts, ignore_index=True) if label_parts else pd.DataFrame()
+    labels = concat_labels(label_parts) if label_parts else pd.DataFrame()
     counts = events["event"].value_counts().to_dict() if len(events) else {}
     label_share = (
         (labels["label"].value_counts(normalize=True) * 100).round(2).to_dict() if len(labels) else {}

@@ -33,7 +33,10 @@ from pov_pipeline.gaze.detection import (
     _empty_trial_events,
     _samples,
     _sort_order,
+    _string_dtype,
     _trial_signal,
+    label_categorical,
+    repeated_categorical,
 )
 from pov_pipeline.gaze.detection import (
     _px_to_deg as _reference_px_to_deg,
@@ -322,12 +325,6 @@ def event_columns(
 # --------------------------------------------------------------------------------------------
 
 
-@functools.cache
-def _string_dtype() -> Any:
-    """The dtype pandas infers for an array of Python strings (``str`` in pandas 3)."""
-    return pd.Series(np.array(["a"], dtype=object)).dtype
-
-
 @functools.lru_cache(maxsize=64)
 def string_pool(strings: tuple[str, ...]) -> tuple[npt.NDArray[np.uint8], IntArray, int]:
     """The strings encoded and zero-padded to a common width (a multiple of 8 bytes)."""
@@ -540,16 +537,16 @@ def detect_trials_fast(
     eye_pool = tuple(sorted(set(eye_names)))
     trial_eye = np.array([eye_pool.index(e) for e in eye_names], dtype=np.intp)
     n_tr = trial_len.size
-    shared: dict[tuple[int, int], Any] = {}
+    stim_pool, trial_stim = np.unique(np.asarray(stim_values, dtype=str), return_inverse=True)
     labels = pd.DataFrame(
         {
-            "participant": repeated_string_array(trial_part, trial_len, tuple(part_values), shared),
+            "participant": repeated_categorical(trial_part, part_values, trial_len),
             "trial": np.repeat(trial_no, trial_len),
-            "stimulus_id": repeated_string_array(np.arange(n_tr), trial_len, stim_values, shared),
+            "stimulus_id": repeated_categorical(trial_stim, [str(s) for s in stim_pool], trial_len),
             # The one column that may still be a view of the caller's frame.
             "t_us": t_all.astype(np.int64, copy=t_all is t_raw_in),
-            "eye": repeated_string_array(trial_eye, trial_len, eye_pool, shared),
-            "label": string_array(res.labels, SAMPLE_LABELS),
+            "eye": repeated_categorical(trial_eye, list(eye_pool), trial_len),
+            "label": label_categorical(res.labels),
         },
         # Every column is made here: pandas' defensive copy would cost a pass over the frame.
         copy=False,

@@ -1217,12 +1217,12 @@ def detect_trials(
     trial_eye = np.asarray(eye_names, dtype=object)
     labels = pd.DataFrame(
         {
-            "participant": np.repeat(trial_part, trial_len),
+            "participant": repeated_categorical(*_trial_codes(trial_part), trial_len),
             "trial": np.repeat(trial_no, trial_len),
-            "stimulus_id": np.repeat(trial_stim, trial_len),
+            "stimulus_id": repeated_categorical(*_trial_codes(trial_stim), trial_len),
             "t_us": np.concatenate(t_parts).astype(np.int64, copy=False),
-            "eye": np.repeat(trial_eye, trial_len),
-            "label": np.asarray(SAMPLE_LABELS, dtype=object)[np.concatenate(lab_parts)],
+            "eye": repeated_categorical(*_trial_codes(trial_eye), trial_len),
+            "label": label_categorical(np.concatenate(lab_parts)),
         }
     )
     if not ev_parts:
@@ -1294,16 +1294,95 @@ def _trial_signal(
 
 
 def _empty_trial_labels() -> pd.DataFrame:
+    none = np.zeros(0, dtype=np.intp)
     return pd.DataFrame(
         {
-            "participant": pd.Series(dtype=object),
+            "participant": repeated_categorical(none, [], none),
             "trial": pd.Series(dtype=np.int32),
-            "stimulus_id": pd.Series(dtype=object),
+            "stimulus_id": repeated_categorical(none, [], none),
             "t_us": pd.Series(dtype=np.int64),
-            "eye": pd.Series(dtype=object),
-            "label": pd.Series(dtype=object),
+            "eye": repeated_categorical(none, [], none),
+            "label": label_categorical(np.zeros(0, dtype=np.int8)),
         }
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Per-sample label tables: categorical columns
+# --------------------------------------------------------------------------------------------
+
+#: Columns of the per-sample label table held as pandas categoricals: each repeats a handful of
+#: values over every sample, so a code of a byte or two per row replaces a string per row (a
+#: tenth of the memory, and the lake stores them dictionary-encoded without re-encoding).
+CATEGORICAL_LABEL_COLUMNS: tuple[str, ...] = ("participant", "stimulus_id", "eye", "label")
+
+
+@functools.cache
+def _label_dtype() -> pd.CategoricalDtype:
+    return pd.CategoricalDtype(pd.Index(list(SAMPLE_LABELS), dtype=_string_dtype()))
+
+
+@functools.cache
+def _string_dtype() -> Any:
+    """The dtype pandas infers for an array of Python strings (``str`` in pandas 3)."""
+    return pd.Series(np.array(["a"], dtype=object)).dtype
+
+
+def _code_dtype(n_categories: int) -> type[np.signedinteger[Any]]:
+    """The narrowest code type pandas keeps for ``n_categories`` (it would convert any other)."""
+    if n_categories < 2**7:
+        return np.int8
+    if n_categories < 2**15:
+        return np.int16
+    return np.int32
+
+
+def label_categorical(codes: npt.NDArray[np.int8]) -> pd.Categorical:
+    """Per-sample label codes (indices into :data:`SAMPLE_LABELS`) as a categorical, without a copy.
+
+    Its categories are always all of :data:`SAMPLE_LABELS`, in that order, so the label columns
+    of different participants concatenate without recoding.
+    """
+    return pd.Categorical.from_codes(codes.astype(np.int8, copy=False), dtype=_label_dtype(), validate=False)
+
+
+def repeated_categorical(
+    run_codes: npt.NDArray[np.integer], categories: list[str], run_counts: npt.NDArray[np.integer]
+) -> pd.Categorical:
+    """``categories[run_codes]`` repeated ``run_counts`` times each, as a categorical.
+
+    ``categories`` must be sorted and each must occur: the categories of a column are then a
+    function of its values only, whichever path made it.
+    """
+    codes = np.repeat(np.asarray(run_codes).astype(_code_dtype(len(categories))), run_counts)
+    dtype = pd.CategoricalDtype(pd.Index(categories, dtype=_string_dtype()))
+    return pd.Categorical.from_codes(codes, dtype=dtype, validate=False)
+
+
+def _trial_codes(values: npt.NDArray[Any]) -> tuple[IntArray, list[str]]:
+    """Codes of per-trial values into their sorted distinct values, and those values."""
+    uniques, codes = np.unique(values.astype(str), return_inverse=True)
+    return codes.astype(np.intp), [str(u) for u in uniques]
+
+
+def concat_labels(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """Concatenate per-sample label tables, keeping their categorical columns categorical.
+
+    ``pd.concat`` turns categoricals with different categories (two participants' columns)
+    into Python strings, one per row; such columns get the union of the categories, sorted,
+    instead, and their codes are recoded without making any string.
+    """
+    if not frames:
+        return _empty_trial_labels()
+    columns: dict[str, Any] = {}
+    for name in frames[0].columns:
+        parts = [f[name] for f in frames]
+        dtypes = [part.dtype for part in parts]
+        if isinstance(dtypes[0], pd.CategoricalDtype) and any(d != dtypes[0] for d in dtypes):
+            columns[name] = pd.api.types.union_categoricals(parts, sort_categories=True)
+        else:
+            columns[name] = pd.concat(parts, ignore_index=True)
+    return pd.DataFrame(columns)
 
 
 def _empty_trial_events() -> pd.DataFrame:

@@ -7,10 +7,12 @@ import pandas as pd
 import pytest
 
 from pov_pipeline.gaze.detection import (
+    CATEGORICAL_LABEL_COLUMNS,
     DEFAULT_METHOD,
     AdaptiveParams,
     IDTParams,
     IVTParams,
+    concat_labels,
     detect_events,
     detect_trials,
 )
@@ -216,3 +218,52 @@ def test_detect_trials_binocular_average() -> None:
     assert fix["x_px"].iloc[-1] == pytest.approx(662.0, abs=0.5)
     lab_left, _ = detect_trials(samples, GEOM, eye_mode="left")
     assert set(lab_left["eye"]) == {"left"}
+
+
+def _two_trial_samples(participant: str, stimuli: tuple[str, str]) -> pd.DataFrame:
+    parts = []
+    for trial, stimulus in enumerate(stimuli):
+        t, x, y, *_ = step_signal(500.0, seed=trial)
+        parts.append(
+            pd.DataFrame(
+                {
+                    "participant": participant,
+                    "trial": np.int32(trial),
+                    "stimulus_id": stimulus,
+                    "t_us": t + trial * 10_000_000,
+                    "x_px": x,
+                    "y_px": y,
+                    "valid": True,
+                    "eye": "right",
+                }
+            )
+        )
+    return pd.concat(parts, ignore_index=True)
+
+
+@pytest.mark.parametrize("engine", ["auto", "numpy"])
+def test_sample_label_columns_are_categoricals_of_the_values_present(engine: str) -> None:
+    labels, _ = detect_trials(_two_trial_samples("p002", ("s9", "s1")), GEOM, engine=engine)
+    for name in CATEGORICAL_LABEL_COLUMNS:
+        assert isinstance(labels[name].dtype, pd.CategoricalDtype), name
+    # Sorted values present; the label column always has all labels, in SAMPLE_LABELS' order.
+    assert labels["stimulus_id"].cat.categories.tolist() == ["s1", "s9"]
+    assert labels["stimulus_id"].iloc[0] == "s9" and labels["stimulus_id"].iloc[-1] == "s1"
+    assert labels["participant"].cat.categories.tolist() == ["p002"]
+    assert labels["eye"].cat.categories.tolist() == ["right"]
+    assert labels["label"].cat.categories.tolist() == list(SAMPLE_LABELS)
+    assert labels["label"].cat.codes.dtype == np.int8
+
+
+def test_concat_labels_unions_categories_without_strings_per_row() -> None:
+    a, _ = detect_trials(_two_trial_samples("p002", ("s2", "s1")), GEOM)
+    b, _ = detect_trials(_two_trial_samples("p001", ("s3", "s1")), GEOM)
+    both = concat_labels([a, b])
+    assert len(both) == len(a) + len(b)
+    assert both["participant"].cat.categories.tolist() == ["p001", "p002"]
+    assert both["stimulus_id"].cat.categories.tolist() == ["s1", "s2", "s3"]
+    assert both["label"].cat.categories.tolist() == list(SAMPLE_LABELS)
+    for name in a.columns:
+        expected = pd.concat([a[name].astype(object), b[name].astype(object)], ignore_index=True)
+        assert both[name].astype(object).tolist() == expected.tolist(), name
+    assert len(concat_labels([])) == 0
