@@ -353,18 +353,8 @@ def string_array(codes: npt.NDArray[np.integer], strings: tuple[str, ...]) -> An
     return repeated_string_array(*kern.code_runs(codes), strings)
 
 
-def repeated_string_array(
-    run_codes: IntArray,
-    run_counts: IntArray,
-    strings: tuple[str, ...],
-    shared_offsets: dict[tuple[int, int], Any] | None = None,
-) -> Any:
-    """:func:`string_array` of ``np.repeat(run_codes, run_counts)``, without making that array.
-
-    ``shared_offsets`` lets columns of one frame share their Arrow offsets buffer (immutable)
-    where every value has the same byte length: it maps ``(rows, length)`` to the buffer and is
-    filled as columns are made. Each offsets buffer is eight bytes a row, more than the strings.
-    """
+def repeated_string_array(run_codes: IntArray, run_counts: IntArray, strings: tuple[str, ...]) -> Any:
+    """:func:`string_array` of ``np.repeat(run_codes, run_counts)``, without making that array."""
     run_codes = np.ascontiguousarray(run_codes, dtype=np.intp)
     run_counts = np.ascontiguousarray(run_counts, dtype=np.intp)
     dtype = _string_dtype()
@@ -372,17 +362,8 @@ def repeated_string_array(
         return pd.array(np.asarray(strings, dtype=object)[np.repeat(run_codes, run_counts)], dtype=dtype)
     pool, lengths, width = string_pool(strings)
     n = int(run_counts.sum())
-    key = None
-    if shared_offsets is not None and run_codes.size:
-        used = lengths[run_codes]
-        if (used == used[0]).all():
-            key = (n, int(used[0]))
-    buf = shared_offsets.get(key) if key is not None and shared_offsets is not None else None
-    offsets, data = kern.run_string_buffers(run_codes, run_counts, pool, lengths, width, buf is None)
-    if buf is None:
-        buf = pa.py_buffer(offsets)
-        if key is not None and shared_offsets is not None:
-            shared_offsets[key] = buf
+    offsets, data = kern.run_string_buffers(run_codes, run_counts, pool, lengths, width)
+    buf = pa.py_buffer(offsets)
     arr = pa.LargeStringArray.from_buffers(n, buf, pa.py_buffer(data))
     return pd.array(arr, dtype=dtype)
 
