@@ -167,8 +167,35 @@ def write_table(
     for k, participant in enumerate(participants):
         lo, n = int(starts[k]), int(counts[k])
         part = table.slice(lo, n) if order is None else table.take(order[lo : lo + n])
+        part = _compact_dictionaries(part)
         written[participant] = write_parquet_atomic(part, paths.table_file(table_name, participant))
     return written
+
+
+def _compact_dictionaries(table: pa.Table) -> pa.Table:
+    """``table`` with each dictionary column's dictionary cut to the values its rows use.
+
+    A partition cut from a run's table shares the run's dictionaries (every participant's id):
+    Parquet would store all of them in each file.
+    """
+    for i, field in enumerate(table.schema):
+        if not pa.types.is_dictionary(field.type):
+            continue
+        chunks = []
+        for chunk in table.column(i).chunks:
+            indices = chunk.indices.fill_null(0).to_numpy(zero_copy_only=False)
+            used = np.bincount(indices, minlength=len(chunk.dictionary)) > 0
+            if used.all():
+                chunks.append(chunk)
+                continue
+            recode = (np.cumsum(used) - 1).astype(indices.dtype)
+            mask = chunk.is_null().to_numpy(zero_copy_only=False) if chunk.null_count else None
+            new_indices = pa.array(recode[indices], type=field.type.index_type, mask=mask)
+            chunks.append(
+                pa.DictionaryArray.from_arrays(new_indices, chunk.dictionary.filter(pa.array(used)))
+            )
+        table = table.set_column(i, field, pa.chunked_array(chunks, type=field.type))
+    return table
 
 
 def _participant_codes(

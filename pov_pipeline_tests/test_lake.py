@@ -151,8 +151,12 @@ def test_sample_labels_are_dictionary_encoded_and_old_string_files_still_read(tm
         }
     )
     written = write_table(paths, "sample_labels", frame, ["p1", "p2"])
-    stored = pq.read_schema(written["p1"])
-    assert pa.types.is_dictionary(stored.field("label").type)
+    stored = pq.read_table(written["p1"])
+    assert pa.types.is_dictionary(stored.schema.field("label").type)
+    # Each file's dictionaries hold only the values its rows use, not the whole run's.
+    assert stored.column("participant").chunk(0).dictionary.to_pylist() == ["p1"]
+    assert stored.column("label").chunk(0).dictionary.to_pylist() == ["fixation", "saccade"]
+    assert stored.column("label").to_pylist() == ["fixation", "saccade"]
     # A file from before the change, with plain strings, is read as the current schema.
     old = pa.table(
         {

@@ -828,20 +828,23 @@ def run_string_buffers(
     pool: npt.NDArray[np.uint8],
     lengths: IntArray,
     width: int,
+    with_offsets: bool = True,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.uint8]]:
     """Arrow ``large_string`` offsets and data of ``strings[run_codes[r]]`` repeated ``run_counts[r]`` times.
 
     ``pool`` holds string ``c`` at ``[c * width, c * width + lengths[c])``. Within a run the
     offsets step by one length and the data is the string repeated: written once and then
     doubled by block copies, which runs at memory speed instead of string by string.
+    Without ``with_offsets`` the offsets come back empty (the caller has them already).
     """
     n = 0
     total = 0
     for r in range(run_codes.size):
         n += run_counts[r]
         total += run_counts[r] * lengths[run_codes[r]]
-    offsets = np.empty(n + 1, dtype=np.int64)
-    offsets[0] = 0
+    offsets = np.empty(n + 1 if with_offsets else 0, dtype=np.int64)
+    if with_offsets:
+        offsets[0] = 0
     data = np.empty(total, dtype=np.uint8)
     i = 0
     o = 0
@@ -849,9 +852,10 @@ def run_string_buffers(
         c = run_codes[r]
         cnt = run_counts[r]
         size_one = lengths[c]
-        seg = offsets[i + 1 : i + 1 + cnt]
-        for q in range(cnt):
-            seg[q] = o + size_one * (q + 1)
+        if with_offsets:
+            seg = offsets[i + 1 : i + 1 + cnt]
+            for q in range(cnt):
+                seg[q] = o + size_one * (q + 1)
         size = cnt * size_one
         if size:
             # Element loops, not slice assignments: numba compiles an array-to-array slice
