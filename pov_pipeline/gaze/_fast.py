@@ -34,6 +34,7 @@ from pov_pipeline.gaze.detection import (
     _samples,
     _sort_order,
     _string_dtype,
+    _trial_codes,
     _trial_signal,
     label_categorical,
     repeated_categorical,
@@ -518,12 +519,11 @@ def detect_trials_fast(
     eye_pool = tuple(sorted(set(eye_names)))
     trial_eye = np.array([eye_pool.index(e) for e in eye_names], dtype=np.intp)
     n_tr = trial_len.size
-    stim_pool, trial_stim = np.unique(np.asarray(stim_values, dtype=str), return_inverse=True)
     labels = pd.DataFrame(
         {
             "participant": repeated_categorical(trial_part, part_values, trial_len),
             "trial": np.repeat(trial_no, trial_len),
-            "stimulus_id": repeated_categorical(trial_stim, [str(s) for s in stim_pool], trial_len),
+            "stimulus_id": repeated_categorical(*_trial_codes(stim_first), trial_len),
             # The one column that may still be a view of the caller's frame.
             "t_us": t_all.astype(np.int64, copy=t_all is t_raw_in),
             "eye": repeated_categorical(trial_eye, list(eye_pool), trial_len),
