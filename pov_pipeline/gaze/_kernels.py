@@ -464,15 +464,15 @@ def _discard_and_absorb(lab: Int8Array, t: FloatArray, dt_us: float, min_ms: flo
     one blinks whole, so it is left out. One walk instead of three per trial.
     """
     n = lab.size
+    words = lab[: n // 8 * 8].view(np.uint64)
     stretch = -1  # start of the open stretch of absorbable samples, -1 when none
     after_blink = False
     i = 0
     while i < n:
         c = lab[i]
         s = i
-        i += 1
-        while i < n and lab[i] == c:
-            i += 1
+        # Relabelling only touches samples before i: the words ahead are still current.
+        i = _run_end(lab, words, s, n)
         if c == FIXATION and _duration_ms(t, s, i, n, dt_us) < min_ms - 1e-9:
             lab[s:i] = UNCLASSIFIED
             c = UNCLASSIFIED
@@ -497,7 +497,38 @@ def _init_labels(lost: BoolArray, lab: Int8Array) -> tuple[IntArray, IntArray]:
     """
     for i in range(lost.size):
         lab[i] = LOST if lost[i] else FIXATION
-    return _runs_above(lost, 0.5)
+    return _true_runs(lost)
+
+
+@njit(cache=True)
+def _true_runs(mask: BoolArray) -> tuple[IntArray, IntArray]:
+    """Start and end indices of the runs of ``True`` in ``mask``.
+
+    Most samples are not lost: the stretches between runs are skipped eight flags per
+    comparison (``mask`` read as 8-byte words), where a per-sample walk costs a compare and a
+    branch per sample.
+    """
+    n = mask.size
+    words = mask[: n // 8 * 8].view(np.uint64)
+    rs = np.empty((n + 1) // 2, dtype=np.intp)
+    re = np.empty((n + 1) // 2, dtype=np.intp)
+    c = 0
+    i = 0
+    while i < n:
+        if not mask[i]:
+            i += 1
+            if i % 8 == 0:
+                w = i // 8
+                while w < words.size and words[w] == 0:
+                    w += 1
+                i = w * 8
+            continue
+        rs[c] = i
+        while i < n and mask[i]:
+            i += 1
+        re[c] = i
+        c += 1
+    return rs[:c], re[:c]
 
 
 @njit(cache=True)
@@ -541,6 +572,16 @@ def trial_rates(t: FloatArray, bounds: IntArray) -> tuple[FloatArray, int]:
     for k in range(n_tr):
         a, b = bounds[k], bounds[k + 1]
         if b - a < 2:
+            continue
+        # Regular sampling, the usual case: every interval equals the first, which is then
+        # their median. One vector-code count over the trial instead of a copy and a median.
+        d0 = t[a + 1] - t[a]
+        ta, tb = t[a : b - 1], t[a + 1 : b]
+        same = 0
+        for i in range(b - a - 1):
+            same += (tb[i] - ta[i]) == d0
+        if d0 > 0 and same == b - a - 1:
+            rates[k] = 1e6 / d0
             continue
         d = np.empty(b - a - 1)
         m = 0
@@ -642,26 +683,6 @@ def blank_and_fill(
 
 
 @njit(cache=True)
-def _median3_at(a: FloatArray, i: int) -> float:
-    """NaN-aware median of ``a[i - 1 : i + 2]`` (``moving_median(..., 3)`` at an inner sample)."""
-    p, c, q = a[i - 1], a[i], a[i + 1]
-    if np.isnan(p) or np.isnan(c) or np.isnan(q):
-        if np.isnan(c):
-            return np.nan
-        # With at most two valid values of three, the median of the valid ones is their mean.
-        total = 0.0
-        cnt = 0
-        for v in (p, c, q):
-            if np.isnan(v):
-                total += 0.0
-            else:
-                total += v
-                cnt += 1
-        return total / cnt
-    return max(min(p, c), min(max(p, c), q))
-
-
-@njit(cache=True)
 def median3(a: FloatArray, bounds: IntArray) -> FloatArray:
     """NaN-aware centred median of three within each trial (``moving_median(..., 3)``)."""
     out = np.empty_like(a)
@@ -671,31 +692,18 @@ def median3(a: FloatArray, bounds: IntArray) -> FloatArray:
         out[hi - 1] = a[hi - 1]
         if hi - lo < 3:
             continue
-        # Shifted views indexed from zero: the finite case compiles to vector code; windows
-        # with a NaN are redone below.
+        # Shifted views indexed from zero: the loop compiles to vector code. A window with a
+        # NaN takes moving_median's answer through selects, so blinks need no second pass: NaN
+        # at a NaN centre, else the mean of the valid values (summed from 0.0 in window order).
         prev, cur, nxt, dst = a[lo : hi - 2], a[lo + 1 : hi - 1], a[lo + 2 : hi], out[lo + 1 : hi - 1]
-        any_nan = False
         for j in range(hi - lo - 2):
             p, c, q = prev[j], cur[j], nxt[j]
-            dst[j] = max(min(p, c), min(max(p, c), q))
-            any_nan |= (p != p) | (c != c) | (q != q)
-        if not any_nan:
-            continue
-        # Nearly every trial has a blink, but few samples are NaN: only the (at most three)
-        # windows around each NaN are redone, found block by block with a vector-code test.
-        done = lo + 1
-        for blk in range(lo, hi, 64):
-            seg = a[blk : min(blk + 64, hi)]
-            has_nan = False
-            for q in range(seg.size):
-                has_nan |= seg[q] != seg[q]
-            if not has_nan:
-                continue
-            for i in range(blk, blk + seg.size):
-                if a[i] != a[i]:
-                    for j in range(max(i - 1, done), min(i + 2, hi - 1)):
-                        out[j] = _median3_at(a, j)
-                    done = max(done, i + 2)
+            pn = p != p
+            qn = q != q
+            med = max(min(p, c), min(max(p, c), q))
+            total = ((0.0 + (0.0 if pn else p)) + c) + (0.0 if qn else q)
+            mean = total / (3.0 - pn - qn)
+            dst[j] = c if c != c else (mean if pn | qn else med)
     return out
 
 

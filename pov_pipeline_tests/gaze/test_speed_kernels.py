@@ -310,3 +310,59 @@ def test_discard_and_absorb_matches_reference_passes() -> None:
         got = lab.copy()
         _kernels._discard_and_absorb(got, t, dt, min_ms)
         np.testing.assert_array_equal(got, want)
+
+
+def test_true_runs_match_mask_edges() -> None:
+    """Runs of lost samples, found a word at a time, on slices that start off a word boundary."""
+    rng = np.random.default_rng(31)
+    for _ in range(300):
+        n = int(rng.integers(0, 90))
+        density = float(rng.choice([0.02, 0.3, 0.9]))
+        # Runs of a few samples, as blinks are: a random walk over a flag.
+        full = np.cumsum(rng.random(n + 7) < density) % 2 == 1
+        start = int(rng.integers(0, 8))
+        mask = full[start : start + n]
+        rs, re = _kernels._true_runs(mask)
+        edges = np.diff(np.r_[0, mask.astype(np.int8), 0])
+        np.testing.assert_array_equal(rs, np.flatnonzero(edges == 1))
+        np.testing.assert_array_equal(re, np.flatnonzero(edges == -1))
+
+
+def test_median3_matches_moving_median_with_lost_runs() -> None:
+    """The one-pass compiled median equals moving_median per trial, around NaN runs of any length."""
+    from pov_pipeline.gaze.preprocess import moving_median
+
+    rng = np.random.default_rng(37)
+    for _ in range(100):
+        lengths = rng.integers(1, 40, size=int(rng.integers(1, 6)))
+        bounds = np.r_[0, np.cumsum(lengths)].astype(np.intp)
+        a = np.round(rng.normal(0, 5, size=int(bounds[-1])), 1)
+        lost = np.cumsum(rng.random(a.size) < 0.15) % 3 == 1
+        a[lost] = np.nan
+        got = _kernels.median3(a, bounds)
+        for lo, hi in itertools.pairwise(bounds.tolist()):
+            np.testing.assert_array_equal(got[lo:hi], moving_median(a[lo:hi], 3))
+
+
+def test_trial_rates_match_median_interval() -> None:
+    """Regular trials take the shortcut, jittered ones the median; a repeated stamp is reported."""
+    rng = np.random.default_rng(41)
+    trials = [
+        np.arange(50) * 2000.0,  # 500 Hz, regular
+        1e6 + np.arange(40) * 1000.0,  # 1000 Hz, regular
+        np.cumsum(rng.choice([4000.0, 5000.0, 6000.0], size=30)),  # jittered
+        np.r_[0.0, 5000.0],  # two samples
+        np.r_[7.0],  # one sample: unknown rate
+        np.arange(20) * 16667.0 + np.r_[np.zeros(10), np.full(10, 3.0)],  # one odd interval
+    ]
+    t = np.concatenate(trials)
+    bounds = np.r_[0, np.cumsum([x.size for x in trials])].astype(np.intp)
+    rates, bad = _kernels.trial_rates(t, bounds)
+    assert bad == -1
+    for k, x in enumerate(trials):
+        d = np.diff(x)
+        expected = 1e6 / np.median(d[d > 0]) if d.size else np.nan
+        np.testing.assert_array_equal(rates[k], expected)
+    t_bad = t.copy()
+    t_bad[bounds[2] + 5] = t_bad[bounds[2] + 4]  # a repeated stamp in the third trial
+    assert _kernels.trial_rates(t_bad, bounds)[1] == 2
