@@ -201,6 +201,15 @@ def gaze_stage(folder: Path, participant: str, aois: StudyAois) -> pd.DataFrame:
     return transition_table(hits)
 
 
+def warm_up_participants(landing: Path, participants: list[str]) -> list[str]:
+    """The first participant of each kind of recording (export format, eye(s), sampling rate)."""
+    first: dict[tuple[str, str, float], str] = {}
+    for pid in participants:
+        session = read_session(landing / pid / "session.json")
+        first.setdefault((session.format, session.eye, session.sampling_rate_hz), pid)
+    return list(first.values())
+
+
 def measure_ours(landing: Path, participants: list[str], aois: StudyAois, log, repeats: int = 1) -> Timings:  # type: ignore[no-untyped-def]
     """Each stage on each participant, in pipeline order, then the chained stage on its own.
 
@@ -363,14 +372,15 @@ def main(argv: list[str] | None = None) -> int:
     log(f"machine: {machine_summary()}; allocator: {allocator}")
     log(f"AOI table parsed once per study: {len(aoi_table)} AOIs in {prepare_s * 1000:.1f} ms CPU")
 
-    # Warm-up on the first participant so that imports, first calls and any JIT compilation
-    # are not timed.
-    gaze_stage(landing / participants[0], participants[0], aois)
-    first = landing / participants[0]
-    first_session = read_session(first / "session.json")
-    first_samples = read_gaze(first, first_session, participants[0]).samples.to_pandas()
-    detect_trials(first_samples, ScreenGeometry.from_session(first_session), method="ivt")
-    del first_samples
+    # Warm-up so that imports, first calls and any JIT compilation are not timed: on the first
+    # participant of each kind of recording (binocular frames take kernels monocular ones do
+    # not), else a kernel changed since numba's cache was written compiles inside the first pass.
+    for pid in warm_up_participants(landing, participants):
+        gaze_stage(landing / pid, pid, aois)
+        session = read_session(landing / pid / "session.json")
+        samples = read_gaze(landing / pid, session, pid).samples.to_pandas()
+        detect_trials(samples, ScreenGeometry.from_session(session), method="ivt")
+        del samples
     tm = measure_ours(landing, participants, aois, log, repeats=args.repeats)
     n_all = sum(tm.samples.values())
     mb_all = sum(tm.bytes_read.values()) / 1e6

@@ -682,7 +682,9 @@ def blank_and_fill(
     return xo, yo, off, lost
 
 
-@njit(cache=True)
+# numpy's error model: no zero-divisor check on the mean's count (1 to 3), so the loop
+# compiles to vector code.
+@njit(cache=True, error_model="numpy")
 def median3(a: FloatArray, bounds: IntArray) -> FloatArray:
     """NaN-aware centred median of three within each trial (``moving_median(..., 3)``)."""
     out = np.empty_like(a)
@@ -692,18 +694,21 @@ def median3(a: FloatArray, bounds: IntArray) -> FloatArray:
         out[hi - 1] = a[hi - 1]
         if hi - lo < 3:
             continue
-        # Shifted views indexed from zero: the loop compiles to vector code. A window with a
-        # NaN takes moving_median's answer through selects, so blinks need no second pass: NaN
-        # at a NaN centre, else the mean of the valid values (summed from 0.0 in window order).
+        # Shifted views indexed from zero: the loop compiles to vector code (plain compares
+        # and selects; numba's min and max and bool arithmetic keep it scalar). A window with
+        # a NaN takes moving_median's answer, so blinks need no second pass: NaN at a NaN
+        # centre, else the mean of the valid values (summed from 0.0 in window order).
         prev, cur, nxt, dst = a[lo : hi - 2], a[lo + 1 : hi - 1], a[lo + 2 : hi], out[lo + 1 : hi - 1]
         for j in range(hi - lo - 2):
             p, c, q = prev[j], cur[j], nxt[j]
-            pn = p != p
-            qn = q != q
-            med = max(min(p, c), min(max(p, c), q))
-            total = ((0.0 + (0.0 if pn else p)) + c) + (0.0 if qn else q)
-            mean = total / (3.0 - pn - qn)
-            dst[j] = c if c != c else (mean if pn | qn else med)
+            p_ok = p == p
+            q_ok = q == q
+            small = p if p < c else c
+            large = c if p < c else p
+            med = small if small > q else (q if q < large else large)
+            count = 3.0 - (0.0 if p_ok else 1.0) - (0.0 if q_ok else 1.0)
+            mean = (((0.0 + (p if p_ok else 0.0)) + c) + (q if q_ok else 0.0)) / count
+            dst[j] = med if p_ok & q_ok & (c == c) else mean
     return out
 
 
