@@ -636,24 +636,12 @@ def blank_and_fill(
         lost[i] = gone
         xo[i] = np.nan if gone else xi
         yo[i] = np.nan if gone else yi
-    # The lost mask read eight samples at a time: most of a recording is not lost.
-    words = lost[: n // 8 * 8].view(np.uint64)
     for k in range(bounds.size - 1):
         a, b = bounds[k], bounds[k + 1]
-        i = a
-        while i < b:
-            if not lost[i]:
-                i += 1
-                if i % 8 == 0:
-                    w = i // 8
-                    while w < b // 8 and words[w] == 0:
-                        w += 1
-                    i = w * 8
-                continue
-            s = i
-            while i < b and lost[i]:
-                i += 1
-            e = i
+        # Filling a run clears only that run's flags: the runs found up front stay valid.
+        rs, re = _true_runs(lost[a:b])
+        for r in range(rs.size):
+            s, e = a + rs[r], a + re[r]
             if s == a or e == b:
                 continue
             gap_ms = (t[e] - t[s - 1] - dt_us[k]) / 1000.0
@@ -667,16 +655,16 @@ def blank_and_fill(
                     tj = t[j]
                     # np.interp's arithmetic, its special cases included.
                     if tj == t0:
-                        r = f0
+                        val = f0
                     elif tj == t1:
-                        r = f1
+                        val = f1
                     else:
-                        r = slope * (tj - t0) + f0
-                        if np.isnan(r):
-                            r = slope * (tj - t1) + f1
-                            if np.isnan(r) and f0 == f1:
-                                r = f0
-                    arr[j] = r
+                        val = slope * (tj - t0) + f0
+                        if np.isnan(val):
+                            val = slope * (tj - t1) + f1
+                            if np.isnan(val) and f0 == f1:
+                                val = f0
+                    arr[j] = val
             for j in range(s, e):
                 lost[j] = False
     return xo, yo, off, lost

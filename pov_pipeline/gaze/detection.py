@@ -1317,11 +1317,6 @@ def _empty_trial_labels() -> pd.DataFrame:
 CATEGORICAL_LABEL_COLUMNS: tuple[str, ...] = ("participant", "stimulus_id", "eye", "label")
 
 
-@functools.cache
-def _label_dtype() -> pd.CategoricalDtype:
-    return _categorical_dtype(SAMPLE_LABELS)
-
-
 @functools.lru_cache(maxsize=256)
 def _categorical_dtype(categories: tuple[str, ...]) -> pd.CategoricalDtype:
     """The categorical dtype of ``categories`` (kept: pandas validates the categories each time,
@@ -1350,7 +1345,9 @@ def label_categorical(codes: npt.NDArray[np.int8]) -> pd.Categorical:
     Its categories are always all of :data:`SAMPLE_LABELS`, in that order, so the label columns
     of different participants concatenate without recoding.
     """
-    return pd.Categorical.from_codes(codes.astype(np.int8, copy=False), dtype=_label_dtype(), validate=False)
+    return pd.Categorical.from_codes(
+        codes.astype(np.int8, copy=False), dtype=_categorical_dtype(SAMPLE_LABELS), validate=False
+    )
 
 
 def repeated_categorical(
