@@ -32,7 +32,7 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
-from pov_pipeline.gaze.detection import EVENT_COLUMNS
+from pov_pipeline.gaze.detection import EVENT_COLUMNS, THRESHOLD_SAMPLE_CAP
 from pov_pipeline.gaze.geometry import ATAN_MOREBITS, ATAN_P, ATAN_Q, ATAN_T3P8, RAD_TO_DEG
 
 if os.environ.get("NUMBA_CACHE_DIR") and not numba.config.CACHE_DIR:
@@ -44,8 +44,6 @@ BoolArray = npt.NDArray[np.bool_]
 Int8Array = npt.NDArray[np.int8]
 
 FIXATION, SACCADE, PSO, BLINK, LOST, UNCLASSIFIED = 0, 1, 2, 3, 4, 5
-#: Thresholds of long recordings are estimated on an evenly strided subset of this many values.
-THRESHOLD_SAMPLE_CAP = 1 << 17
 _MEDIAN_EXACT_MIN = 4096
 
 #: Layout of the float parameter vector the adaptive kernels take.
@@ -295,8 +293,8 @@ def _median_and_mad(s: FloatArray, lo: int, n: int) -> tuple[float, float]:
 
 
 @njit(cache=True)
-def _subset_stride(count: int, n: int) -> int:
-    """Stride of ``detection._strided_subset``: thin ``count`` kept values of ``n`` to the cap."""
+def _subset_stride(count: int) -> int:
+    """Stride of ``detection._strided_subset``: thin ``count`` kept values to the cap."""
     if count > THRESHOLD_SAMPLE_CAP:
         return (count + THRESHOLD_SAMPLE_CAP - 1) // THRESHOLD_SAMPLE_CAP
     return 1
@@ -771,25 +769,28 @@ def savgol_speed(
 def _finite_subset(v: FloatArray, lo: int, hi: int, out: FloatArray, o: int) -> int:
     """The finite speeds of ``v[lo:hi]``, thinned to the cap (:func:`_subset_stride`), written to ``out[o:]``.
 
-    Returns their count. Unthinned (the usual case) the copy is branch-free: every value is
-    written, the position only advances past kept ones, so ``out`` may be ``v`` itself when
-    ``o <= lo`` (no write lands past the sample being read).
+    Returns their count. The copy is branch-free: every value is written, the position only
+    advances past kept ones, so ``out`` may be ``v`` itself when ``o <= lo`` (no write lands past
+    the sample being read); the thinning then compacts the copy.
     """
     m = 0
     for i in range(lo, hi):
         out[o + m] = v[i]
         m += np.isfinite(v[i])
-    stride = _subset_stride(m, hi - lo)
-    if stride > 1:
-        m = 0
-        c = 0
-        for i in range(lo, hi):
-            if np.isfinite(v[i]):
-                if c % stride == 0:
-                    out[o + m] = v[i]
-                    m += 1
-                c += 1
-    return m
+    return _thin_in_place(out, o, m)
+
+
+@njit(cache=True)
+def _thin_in_place(out: FloatArray, o: int, m: int) -> int:
+    """Keep every stride-th of the ``m`` values at ``out[o:]`` (:func:`_subset_stride`), in place."""
+    stride = _subset_stride(m)
+    if stride == 1:
+        return m
+    kept = (m + stride - 1) // stride
+    # Forward: value j comes from j * stride >= j, which no earlier write has touched.
+    for j in range(1, kept):
+        out[o + j] = out[o + j * stride]
+    return kept
 
 
 @njit(cache=True)
@@ -1753,25 +1754,15 @@ def adaptive_trials(
 def _copy_quiet(step: FloatArray, v: FloatArray, pt: float, lo: int, hi: int, out: FloatArray, o: int) -> int:
     """Steps kept where the speed is below ``pt`` and the step positive, thinned like the speeds.
 
-    The mask is never stored, and the unthinned copy (the usual case) is branch-free: every value
-    is written, the position only advances past kept ones (``o + m <= i``: nothing is clobbered).
+    The mask is never stored, and the copy is branch-free: every value is written, the position
+    only advances past kept ones (``o + m <= i``: nothing is clobbered); the thinning then
+    compacts the copy.
     """
     m = 0
     for i in range(lo, hi):
         out[o + m] = step[i]
         m += (not v[i] >= pt) & (step[i] > 0)
-    stride = _subset_stride(m, hi - lo)
-    if stride == 1:
-        return m
-    m = 0
-    c = 0
-    for i in range(lo, hi):
-        if (not v[i] >= pt) and step[i] > 0:
-            if c % stride == 0:
-                out[o + m] = step[i]
-                m += 1
-            c += 1
-    return m
+    return _thin_in_place(out, o, m)
 
 
 @njit(cache=True)

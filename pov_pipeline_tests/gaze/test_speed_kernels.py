@@ -200,8 +200,8 @@ def test_runs_above_and_peak_edges_match_masks() -> None:
 
 def test_savgol_speed_and_finite_subset_match_numpy() -> None:
     rng = np.random.default_rng(22)
-    # The last trial is over THRESHOLD_SAMPLE_CAP, so its subset is thinned.
-    bounds = np.array([0, 3, 40, 41, 140, 300_140], dtype=np.intp)
+    # The longer trials are over THRESHOLD_SAMPLE_CAP, so its subset is thinned.
+    bounds = np.array([0, 3, 40, 41, 140, 2_641, 300_140], dtype=np.intp)
     n = int(bounds[-1])
     xd = rng.standard_normal(n).cumsum()
     yd = rng.standard_normal(n).cumsum()
