@@ -164,12 +164,14 @@ def _cut_spans(bounds: IntArray, trials: IntArray, max_samples: int) -> list[tup
     A span closes before the trial that would take it past ``max_samples`` (a longer trial is a
     span of its own).
     """
+    starts, ends = bounds[trials], bounds[trials + 1]
     spans = []
     first = 0
-    for i in range(1, trials.size + 1):
-        if i == trials.size or bounds[trials[i] + 1] - bounds[trials[first]] > max_samples:
-            spans.append((int(bounds[trials[first]]), int(bounds[trials[i - 1] + 1]), trials[first:i]))
-            first = i
+    # One search per span instead of a Python step per trial: the ends increase.
+    while first < trials.size:
+        stop = max(int(np.searchsorted(ends, starts[first] + max_samples, side="right")), first + 1)
+        spans.append((int(starts[first]), int(ends[stop - 1]), trials[first:stop]))
+        first = stop
     return spans
 
 

@@ -274,6 +274,20 @@ def test_compiled_px_to_deg_is_arctan_deg_bit_for_bit() -> None:
     b = a.copy()
     _kernels.px_to_deg(b, 0.0, 1.0, b)
     np.testing.assert_array_equal(b.view(np.int64), arctan_deg(a).view(np.int64))
+    # Blocks of 1024 whose every |t| is at most 0.66 skip the range reduction: on its edge, with
+    # NaNs, signed zeros and subnormals; the last block has one value just past the edge.
+    rng = np.random.default_rng(31)
+    c = rng.uniform(-0.66, 0.66, 4096)
+    c[::97] = np.nan
+    c[:6] = [0.66, -0.66, -0.0, 0.0, 5e-324, -1e-300]
+    c[-1] = np.nextafter(0.66, 1.0)
+    for centre, scale in ((0.0, 1.0), (960.0, -1.0 / 960.0 * 0.66)):
+        pix = c / scale + centre if centre else c
+        out = np.empty_like(pix)
+        _kernels.px_to_deg(pix, centre, scale, out)
+        np.testing.assert_array_equal(out.view(np.int64), arctan_deg((pix - centre) * scale).view(np.int64))
+    assert _kernels._within_small_range(c[:1024], 0.0, 1.0)
+    assert not _kernels._within_small_range(c[-1024:], 0.0, 1.0)
 
 
 def test_arctan_deg_is_within_two_ulp_of_numpy() -> None:
@@ -366,3 +380,20 @@ def test_trial_rates_match_median_interval() -> None:
     t_bad = t.copy()
     t_bad[bounds[2] + 5] = t_bad[bounds[2] + 4]  # a repeated stamp in the third trial
     assert _kernels.trial_rates(t_bad, bounds)[1] == 2
+
+
+def test_cut_spans_packs_whole_trials_greedily() -> None:
+    rng = np.random.default_rng(41)
+    lengths = rng.integers(1, 400, 300)
+    lengths[[5, 77]] = [1500, 1000]  # longer than a span on their own
+    bounds = np.concatenate(([0], np.cumsum(lengths))).astype(np.intp)
+    trials = np.flatnonzero(rng.random(300) < 0.7).astype(np.intp)
+    trials = np.union1d(trials, [5, 77]).astype(np.intp)
+    spans = _fast._cut_spans(bounds, trials, 1000)
+    np.testing.assert_array_equal(np.concatenate([tr for _, _, tr in spans]), trials)
+    for i, (a, b, tr) in enumerate(spans):
+        assert (a, b) == (bounds[tr[0]], bounds[tr[-1] + 1])
+        assert b - a <= 1000 or tr.size == 1
+        if i + 1 < len(spans):
+            # Greedy: the next trial would have taken the span past the limit.
+            assert bounds[spans[i + 1][2][0] + 1] - a > 1000
