@@ -93,6 +93,17 @@ _P0, _P1, _P2, _P3, _P4 = ATAN_P
 _Q0, _Q1, _Q2, _Q3, _Q4 = ATAN_Q
 
 
+# Inlined into both block loops (so they still compile to vector code); the numpy error model
+# because q, the divisor, is >= 194.
+@njit(cache=True, error_model="numpy", inline="always")
+def _atan_reduced(xr: float) -> float:
+    """Cephes' ``atan`` of a reduced argument ``|xr| <= 0.66``: ``xr + xr^3 P(xr^2) / Q(xr^2)``."""
+    z = xr * xr
+    p = (((_P0 * z + _P1) * z + _P2) * z + _P3) * z + _P4
+    q = ((((z + _Q0) * z + _Q1) * z + _Q2) * z + _Q3) * z + _Q4
+    return xr * (z * p / q) + xr
+
+
 # numpy's error model: no zero-divisor checks, so the loop compiles to vector code (the
 # divisors are never zero: 1, |t| + 1, or |t| > 2.4, and the polynomial q is >= 194).
 @njit(cache=True, error_model="numpy")
@@ -108,11 +119,7 @@ def _arctan_deg_block(a: FloatArray, centre: float, scale: float, out: FloatArra
         den = x if big else (x + 1.0 if mid else 1.0)
         base = np.pi / 2 if big else (np.pi / 4 if mid else 0.0)
         low = ATAN_MOREBITS if big else (0.5 * ATAN_MOREBITS if mid else 0.0)
-        xr = num / den
-        z = xr * xr
-        p = (((_P0 * z + _P1) * z + _P2) * z + _P3) * z + _P4
-        q = ((((z + _Q0) * z + _Q1) * z + _Q2) * z + _Q3) * z + _Q4
-        angle = base + ((xr * (z * p / q) + xr) + low)
+        angle = base + (_atan_reduced(num / den) + low)
         out[i] = np.copysign(angle, t) * RAD_TO_DEG
 
 
@@ -126,11 +133,7 @@ def _arctan_deg_small_block(a: FloatArray, centre: float, scale: float, out: Flo
     """
     for i in range(a.size):
         t = (a[i] - centre) * scale
-        x = abs(t)
-        z = x * x
-        p = (((_P0 * z + _P1) * z + _P2) * z + _P3) * z + _P4
-        q = ((((z + _Q0) * z + _Q1) * z + _Q2) * z + _Q3) * z + _Q4
-        angle = 0.0 + ((x * (z * p / q) + x) + 0.0)
+        angle = 0.0 + (_atan_reduced(abs(t)) + 0.0)
         out[i] = np.copysign(angle, t) * RAD_TO_DEG
 
 
